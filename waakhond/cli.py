@@ -1,0 +1,226 @@
+"""The ``waakhond`` command. Thin: it parses arguments and calls the same services as the API.
+
+Exit codes (documented in the README):
+  0  everything was screened and nothing is blocked
+  2  bad usage, or some input could not be screened (unreadable, too large, unknown country)
+  3  everything was screened and at least one verdict blocks the content
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from waakhond.config import ScreeningSettings
+from waakhond.core import Context
+from waakhond.errors import UnsupportedType, WaakhondError
+
+EXIT_OK, EXIT_UNREADABLE, EXIT_BLOCKED = 0, 2, 3
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One file's result, as it travels back from a worker process."""
+
+    source: str
+    verdict: dict[str, Any] | None = None
+    text: str | None = None
+    error_code: str | None = None
+    error: str | None = None
+    from_folder: bool = False
+
+    @property
+    def skipped(self) -> bool:
+        # Inside a folder, files that are not images at all are skipped, not errors.
+        return self.from_folder and self.error_code == UnsupportedType.code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_OK
+    try:
+        return int(args.handler(args))
+    except BrokenPipeError:
+        # A reader such as `head` stopped reading; that is not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="waakhond",
+        description="Screen images for sexual content of minors and non-consensual "
+                    "sexual imagery, with an explained, jurisdiction-aware verdict.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = commands.add_parser("check", help="screen image files or folders")
+    check.add_argument("paths", nargs="+", type=Path, help="image files or folders")
+    check.add_argument("--context", default="upload", choices=[c.value for c in Context],
+                       help="where the image comes from (default: upload)")
+    check.add_argument("--country", help="ISO 3166 country code for the jurisdiction, e.g. NL")
+    check.add_argument("--json", action="store_true", help="one JSON object per image")
+    check.add_argument("--workers", type=int, default=None,
+                       help="processes for folders (default: up to 2, one per core)")
+    check.add_argument("--faces", choices=["auto", "always"], default=None,
+                       help="run face and age estimation only when needed (auto) or always")
+    check.set_defaults(handler=_check)
+
+    policy = commands.add_parser("policy", help="show the rules that apply in a country")
+    policy.add_argument("--country", help="ISO 3166 country code (default: base policy)")
+    policy.set_defaults(handler=_policy)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------
+# check
+# ---------------------------------------------------------------------------------------
+
+
+def _check(args: argparse.Namespace) -> int:
+    from waakhond.policy import normalise_country
+
+    try:
+        normalise_country(args.country)
+    except WaakhondError as exc:
+        print(f"waakhond: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    targets = list(_expand(args.paths))
+    if not targets:
+        print("waakhond: no files to screen", file=sys.stderr)
+        return EXIT_UNREADABLE
+    workers = _worker_count(args.workers, len(targets))
+    overrides: dict[str, Any] = {"model_threads": 1 if workers > 1 else 2}
+    if args.faces:
+        overrides["face_cascade"] = args.faces
+    job = (args.context, args.country, overrides)
+    outcomes = _run(targets, job, workers)
+    return _report(outcomes, args.json, show_progress=len(targets) > 1)
+
+
+def _expand(paths: list[Path]) -> Iterator[tuple[Path, bool]]:
+    """Files to screen, each with whether it was found inside a folder."""
+    for path in paths:
+        if path.is_dir():
+            for file in sorted(path.rglob("*")):
+                if file.is_file() and not any(p.startswith(".") for p in file.parts):
+                    yield file, True
+        else:
+            yield path, False
+
+
+def _worker_count(requested: int | None, files: int) -> int:
+    if requested is not None:
+        return max(1, requested)
+    return max(1, min(2, os.cpu_count() or 1, files))
+
+
+_screener = None
+_job: tuple[str, str | None, dict[str, Any]] | None = None
+
+
+def _init_worker(job: tuple[str, str | None, dict[str, Any]]) -> None:
+    global _screener, _job
+    from waakhond.screening import Screener
+
+    _job = job
+    _screener = Screener(ScreeningSettings.from_env(**job[2]))
+
+
+def _screen_one(target: tuple[Path, bool]) -> Outcome:
+    path, from_folder = target
+    assert _screener is not None and _job is not None
+    context, country, _ = _job
+    try:
+        verdict = _screener.check_file(path, context=context, country=country)
+    except WaakhondError as exc:
+        return Outcome(str(path), error_code=exc.code, error=str(exc), from_folder=from_folder)
+    except OSError as exc:
+        return Outcome(str(path), error_code="unreadable_file", error=exc.strerror or str(exc),
+                       from_folder=from_folder)
+    return Outcome(str(path), verdict=verdict.to_dict(), text=str(verdict),
+                   from_folder=from_folder)
+
+
+def _run(targets: list[tuple[Path, bool]], job: tuple[str, str | None, dict[str, Any]],
+         workers: int) -> Iterator[Outcome]:
+    if workers == 1:
+        _init_worker(job)
+        yield from map(_screen_one, targets)
+        return
+    # spawn, not fork: ONNX Runtime and dlib are not safe to fork once initialised.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_init_worker, initargs=(job,)) as pool:
+        yield from pool.imap(_screen_one, targets, chunksize=2)
+
+
+def _report(outcomes: Iterator[Outcome], as_json: bool, show_progress: bool) -> int:
+    from tqdm import tqdm
+
+    counts: Counter[str] = Counter()
+    unreadable = blocked = 0
+    for outcome in tqdm(outcomes, disable=not show_progress or None, unit="img", file=sys.stderr):
+        if outcome.skipped:
+            counts["skipped (not an image)"] += 1
+        elif outcome.verdict is None:
+            unreadable += 1
+            counts["unreadable"] += 1
+            _emit_error(outcome, as_json)
+        else:
+            action = outcome.verdict["action"]
+            counts[action] += 1
+            blocked += action in ("block", "block_and_report")
+            print(json.dumps(outcome.verdict) if as_json else outcome.text, flush=True)
+    if show_progress:
+        summary = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
+        print(f"waakhond: {sum(counts.values())} files: {summary}", file=sys.stderr)
+    if unreadable:
+        return EXIT_UNREADABLE
+    return EXIT_BLOCKED if blocked else EXIT_OK
+
+
+def _emit_error(outcome: Outcome, as_json: bool) -> None:
+    if as_json:
+        error = {"code": outcome.error_code, "message": outcome.error}
+        print(json.dumps({"source": outcome.source, "error": error}), flush=True)
+    print(f"waakhond: {outcome.source}: {outcome.error}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------
+# policy
+# ---------------------------------------------------------------------------------------
+
+
+def _policy(args: argparse.Namespace) -> int:
+    from waakhond.policy import load_policy
+
+    try:
+        policy = load_policy(args.country)
+    except WaakhondError as exc:
+        print(f"waakhond: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    print(f"policy {policy.version}: {' > '.join(policy.layers)}")
+    for rule in policy.rules:
+        print(f"\n[{rule.id}] -> {rule.action.value}  labels: {', '.join(rule.labels) or '-'}")
+        print(f"  {rule.text}")
+        print(f"  when: {rule.when.model_dump(exclude_defaults=True)}")
+        if rule.legal_source:
+            print(f"  law: {rule.legal_source}")
+        if rule.unverified:
+            print(f"  unverified: {rule.unverified}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Facts: the yes/no statements rules are written in, derived from signals and thresholds.
+
+Each fact carries the evidence values behind it, so every reason in a verdict can show the
+numbers that made its rule fire. Thresholds come from the policy files, never from code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from waakhond.core import Context
+from waakhond.signals import SignalSet
+
+
+class Thresholds(BaseModel):
+    """Every number the rules depend on. Defaults and reasons: docs/policy.md."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    exposed_classes: list[str]
+    covered_classes: list[str]
+    exposed_region_score: float = Field(ge=0, le=1)
+    covered_region_score: float = Field(ge=0, le=1)
+    nsfw_explicit: float = Field(ge=0, le=1)
+    nsfw_suggestive: float = Field(ge=0, le=1)
+    minor_age_bound: float = Field(ge=18, le=40)
+    minor_probability: float = Field(ge=0, le=1)
+    cascade_region_score: float = Field(ge=0, le=1)
+    cascade_nsfw: float = Field(ge=0, le=1)
+
+
+@dataclass(frozen=True)
+class Fact:
+    holds: bool
+    evidence: dict[str, Any]
+
+
+FactSet = dict[str, Fact]
+
+
+def derive_facts(signals: SignalSet, context: Context, t: Thresholds) -> FactSet:
+    facts = {name: derive(signals, t) for name, derive in _DERIVATIONS.items()}
+    for ctx in Context:
+        facts[f"context:{ctx.value}"] = Fact(context is ctx, {})
+    facts["synthetic"] = Fact(
+        context is Context.GENERATED or facts["declared_ai"].holds,
+        {"context": context.value, **facts["declared_ai"].evidence},
+    )
+    return facts
+
+
+def fact_names() -> set[str]:
+    """Every name a rule may use, for validating policy files at load time."""
+    return {*_DERIVATIONS, "synthetic", *(f"context:{c.value}" for c in Context)}
+
+
+def needs_faces(signals: SignalSet, context: Context, t: Thresholds) -> bool:
+    """The cascade: face and age estimation run only when a rule could need them.
+
+    The cascade thresholds sit below the fact thresholds (checked at load), so whenever a
+    nudity or suggestive fact can hold, faces have been looked for.
+    """
+    if context is Context.EDIT_INPUT:
+        return True
+    regions = signals.nudity.max_score({*t.exposed_classes, *t.covered_classes}) \
+        if signals.nudity else 0.0
+    nsfw = signals.nsfw.score if signals.nsfw else 0.0
+    return regions >= t.cascade_region_score or nsfw >= t.cascade_nsfw
+
+
+def _strongest(signals: SignalSet, classes: list[str]) -> tuple[str | None, float]:
+    if not signals.nudity:
+        return None, 0.0
+    hits = [r for r in signals.nudity.regions if r.label in classes]
+    if not hits:
+        return None, 0.0
+    best = max(hits, key=lambda r: r.score)
+    return best.label, best.score
+
+
+def _nudity_fact(signals: SignalSet, classes: list[str], region_min: float,
+                 nsfw_min: float) -> Fact:
+    label, score = _strongest(signals, classes)
+    nsfw = signals.nsfw.score if signals.nsfw else 0.0
+    evidence: dict[str, Any] = {"nsfw_score": round(nsfw, 3)}
+    if label:
+        evidence.update(region=label, region_score=round(score, 3))
+    return Fact(score >= region_min or nsfw >= nsfw_min, evidence)
+
+
+def _sexual_exposed(signals: SignalSet, t: Thresholds) -> Fact:
+    return _nudity_fact(signals, t.exposed_classes, t.exposed_region_score, t.nsfw_explicit)
+
+
+def _suggestive(signals: SignalSet, t: Thresholds) -> Fact:
+    return _nudity_fact(signals, t.covered_classes, t.covered_region_score, t.nsfw_suggestive)
+
+
+def _face_present(signals: SignalSet, t: Thresholds) -> Fact:
+    if signals.faces is None:  # the cascade did not ask for faces
+        return Fact(False, {})
+    count = len(signals.faces.faces)
+    return Fact(count > 0, {"faces": count})
+
+
+def _possible_minor(signals: SignalSet, t: Thresholds) -> Fact:
+    faces = [f for f in signals.faces.faces if f.apparent_age is not None] \
+        if signals.faces else []
+    if not faces:
+        return Fact(False, {})
+    youngest = min(f.apparent_age for f in faces if f.apparent_age is not None)
+    p_minor = max(f.p_minor or 0.0 for f in faces)
+    holds = youngest < t.minor_age_bound or p_minor >= t.minor_probability
+    return Fact(holds, {"youngest_apparent_age": youngest, "max_p_minor": round(p_minor, 3),
+                        "minor_age_bound": t.minor_age_bound})
+
+
+def _age_unverified(signals: SignalSet, t: Thresholds) -> Fact:
+    # Only meaningful when face detection ran and found nobody whose age we could estimate.
+    ran = signals.faces is not None
+    return Fact(ran and not signals.faces.faces, {"faces": 0} if ran else {})
+
+
+def _declared_ai(signals: SignalSet, t: Thresholds) -> Fact:
+    p = signals.provenance
+    if not p or not p.ai_generated:
+        return Fact(False, {})
+    return Fact(True, {"c2pa_digital_source_type": p.digital_source_type})
+
+
+def _detector_failed(signals: SignalSet, t: Thresholds) -> Fact:
+    return Fact(bool(signals.errors), {"failed_detectors": sorted(signals.errors)})
+
+
+_DERIVATIONS: dict[str, Callable[[SignalSet, Thresholds], Fact]] = {
+    "sexual_exposed": _sexual_exposed,
+    "suggestive": _suggestive,
+    "face_present": _face_present,
+    "possible_minor": _possible_minor,
+    "age_unverified": _age_unverified,
+    "declared_ai": _declared_ai,
+    "detector_failed": _detector_failed,
+}

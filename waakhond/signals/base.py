@@ -1,0 +1,105 @@
+"""The one protocol every detector follows, and the typed results they produce.
+
+A detector turns a decoded image into a result; it decides nothing. Results are plain
+dataclasses so the policy engine reads named fields, never loose dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Protocol
+
+from waakhond.intake import DecodedImage
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom in pixels of the original frame
+
+
+@dataclass(frozen=True)
+class Hashes:
+    md5: str
+    sha256: str
+    pdq: str  # 64 hex characters, 256 bits
+    pdq_quality: int  # 0-100; matches on hashes below 50 are unreliable
+
+
+@dataclass(frozen=True)
+class Region:
+    label: str  # a NudeNet class such as FEMALE_BREAST_COVERED
+    score: float
+    box: Box
+    frame: int = 0
+
+
+@dataclass(frozen=True)
+class NudityRegions:
+    regions: list[Region]
+
+    def max_score(self, labels: frozenset[str] | set[str]) -> float:
+        return max((r.score for r in self.regions if r.label in labels), default=0.0)
+
+
+@dataclass(frozen=True)
+class NsfwScore:
+    score: float  # the highest P(NSFW) over the screened frames
+    per_frame: list[float]
+
+
+@dataclass(frozen=True)
+class Face:
+    box: Box
+    sources: tuple[str, ...]  # which detectors found it: hog, nudenet, haar
+    apparent_age: float | None  # expectation over the age model's 81 classes
+    p_minor: float | None  # P(apparent age < 18), summed from the same distribution
+    frame: int = 0
+
+
+@dataclass(frozen=True)
+class Faces:
+    faces: list[Face]
+
+
+@dataclass(frozen=True)
+class Provenance:
+    manifest_present: bool
+    ai_generated: bool
+    digital_source_type: str | None = None
+    claim_generator: str | None = None
+    validation_state: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class SignalSet:
+    """Everything the detectors found about one image; a field is None when it did not run."""
+
+    hashes: Hashes | None = None
+    nudity: NudityRegions | None = None
+    nsfw: NsfwScore | None = None
+    faces: Faces | None = None
+    provenance: Provenance | None = None
+    errors: dict[str, str] = field(default_factory=dict)  # detector name -> what went wrong
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if value not in (None, {})}
+
+
+class Detector(Protocol):
+    """A detector: a name for timings and errors, a version for the record, and ``run``."""
+
+    name: str
+    version: str
+    field: str  # the SignalSet field its result goes into
+
+    def run(self, image: DecodedImage, earlier: SignalSet) -> object:
+        """Return this detector's result; ``earlier`` holds results of detectors run before."""
+        ...
+
+
+def package_version(distribution: str) -> str:
+    """The installed version of a package, for detector version strings."""
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"
