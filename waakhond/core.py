@@ -7,11 +7,11 @@ from intake to signals to policy to the caller.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Context(str, Enum):
+class Context(StrEnum):
     """Where an image comes from; the policy treats each differently."""
 
     UPLOAD = "upload"  # a user posts an existing image
@@ -27,7 +27,7 @@ class Context(str, Enum):
             raise ValueError(f"unknown context {value!r}; use one of: {names}") from None
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """What happens to the content, from mildest to most severe."""
 
     ALLOW = "allow"
