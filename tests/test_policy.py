@@ -83,15 +83,42 @@ def test_a_very_high_whole_image_score_counts_as_explicit_without_regions():
 
 
 def test_suggestive_imagery_of_a_possible_minor_is_reviewed_on_upload():
-    decision = decide(UPLOAD, covered=0.8, faces=[CHILD])
+    decision = decide(UPLOAD, covered=0.8, nsfw=0.4, faces=[CHILD])
     assert decision.action is Action.REVIEW
     assert set(decision.labels) == {"SUGGESTIVE", "POSSIBLE_MINOR"}
 
 
 @pytest.mark.parametrize("context", [GENERATED, EDIT])
 def test_suggestive_imagery_of_a_possible_minor_is_never_generated(context):
-    decision = decide(context, covered=0.8, faces=[CHILD])
+    decision = decide(context, covered=0.8, nsfw=0.4, faces=[CHILD])
     assert decision.action is Action.BLOCK
+
+
+def test_an_unconfirmed_exposed_region_with_a_possible_minor_is_reviewed_not_reported():
+    decision = decide(UPLOAD, exposed=0.5, nsfw=0.01, faces=[CHILD])
+    assert decision.action is Action.REVIEW
+    assert set(decision.labels) == {"NUDITY_UNCERTAIN", "POSSIBLE_MINOR"}
+
+
+@pytest.mark.parametrize("context", [GENERATED, EDIT])
+def test_an_unconfirmed_exposed_region_with_a_possible_minor_is_not_generated(context):
+    assert decide(context, exposed=0.5, nsfw=0.01, faces=[CHILD]).action is Action.BLOCK
+
+
+def test_an_exposed_region_confirmed_by_the_whole_image_score_counts():
+    decision = decide(UPLOAD, exposed=0.5, nsfw=0.3, faces=[CHILD])
+    assert decision.action is Action.BLOCK_AND_REPORT
+    assert decision.reasons[0].evidence["region_score"] == 0.5
+
+
+def test_an_unconfirmed_exposed_region_on_an_adult_is_not_restricted():
+    assert decide(UPLOAD, exposed=0.5, nsfw=0.01, faces=[ADULT]).action is Action.ALLOW
+
+
+def test_ordinary_clothing_seen_as_covered_region_is_not_suggestive_without_support():
+    decision = decide(EDIT, covered=0.86, nsfw=0.09, faces=[YOUNG_ADULT])
+    assert decision.action is Action.ALLOW
+    assert decision.labels == []
 
 
 # --- adults -----------------------------------------------------------------------------
@@ -125,7 +152,7 @@ def test_sexual_content_without_any_face_is_reviewed_because_age_is_unknown():
 
 
 def test_suggestive_adult_content_is_labelled_not_restricted():
-    decision = decide(UPLOAD, covered=0.8, faces=[ADULT])
+    decision = decide(UPLOAD, covered=0.8, nsfw=0.4, faces=[ADULT])
     assert decision.action is Action.ALLOW
     assert decision.labels == ["SUGGESTIVE"]
     assert decision.dsa is None

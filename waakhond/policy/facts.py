@@ -23,9 +23,16 @@ class Thresholds(BaseModel):
 
     exposed_classes: list[str]
     covered_classes: list[str]
+    # A region counts when its score reaches *_region_score AND open-NSFW reaches
+    # *_nsfw_support (two models agree), or when the region alone reaches *_region_alone, or
+    # open-NSFW alone reaches nsfw_explicit / nsfw_suggestive.
     exposed_region_score: float = Field(ge=0, le=1)
-    covered_region_score: float = Field(ge=0, le=1)
+    exposed_nsfw_support: float = Field(ge=0, le=1)
+    exposed_region_alone: float = Field(ge=0, le=1)
     nsfw_explicit: float = Field(ge=0, le=1)
+    covered_region_score: float = Field(ge=0, le=1)
+    covered_nsfw_support: float = Field(ge=0, le=1)
+    covered_region_alone: float = Field(ge=0, le=1)
     nsfw_suggestive: float = Field(ge=0, le=1)
     minor_age_bound: float = Field(ge=18, le=40)
     minor_probability: float = Field(ge=0, le=1)
@@ -82,22 +89,54 @@ def _strongest(signals: SignalSet, classes: list[str]) -> tuple[str | None, floa
     return best.label, best.score
 
 
-def _nudity_fact(signals: SignalSet, classes: list[str], region_min: float,
-                 nsfw_min: float) -> Fact:
+@dataclass(frozen=True)
+class _NudityRule:
+    classes: list[str]
+    region: float  # a region at least this strong counts if open-NSFW supports it
+    support: float  # the open-NSFW score that supports a region
+    region_alone: float  # a region this strong counts on its own
+    nsfw_alone: float  # an open-NSFW score this high counts on its own
+
+
+def _nudity_evidence(signals: SignalSet, classes: list[str]) -> tuple[float, float, dict]:
     label, score = _strongest(signals, classes)
     nsfw = signals.nsfw.score if signals.nsfw else 0.0
     evidence: dict[str, Any] = {"nsfw_score": round(nsfw, 3)}
     if label:
         evidence.update(region=label, region_score=round(score, 3))
-    return Fact(score >= region_min or nsfw >= nsfw_min, evidence)
+    return score, nsfw, evidence
+
+
+def _nudity_fact(signals: SignalSet, rule: _NudityRule) -> Fact:
+    # NudeNet alone mistakes bare shoulders, lips or clothing folds for sexual regions at
+    # scores near 0.5 on harmless face photos; open-NSFW alone rises on skin-toned textures.
+    # Agreement between the two, or a very strong score from either, is what counts.
+    score, nsfw, evidence = _nudity_evidence(signals, rule.classes)
+    holds = (score >= rule.region and nsfw >= rule.support) or score >= rule.region_alone \
+        or nsfw >= rule.nsfw_alone
+    return Fact(holds, evidence)
+
+
+def _exposed_rule(t: Thresholds) -> _NudityRule:
+    return _NudityRule(t.exposed_classes, t.exposed_region_score, t.exposed_nsfw_support,
+                       t.exposed_region_alone, t.nsfw_explicit)
 
 
 def _sexual_exposed(signals: SignalSet, t: Thresholds) -> Fact:
-    return _nudity_fact(signals, t.exposed_classes, t.exposed_region_score, t.nsfw_explicit)
+    return _nudity_fact(signals, _exposed_rule(t))
+
+
+def _nudity_uncertain(signals: SignalSet, t: Thresholds) -> Fact:
+    """An exposed region above the threshold that open-NSFW does not support."""
+    score, _, evidence = _nudity_evidence(signals, t.exposed_classes)
+    exposed = _nudity_fact(signals, _exposed_rule(t)).holds
+    return Fact(score >= t.exposed_region_score and not exposed, evidence)
 
 
 def _suggestive(signals: SignalSet, t: Thresholds) -> Fact:
-    return _nudity_fact(signals, t.covered_classes, t.covered_region_score, t.nsfw_suggestive)
+    return _nudity_fact(signals, _NudityRule(
+        t.covered_classes, t.covered_region_score, t.covered_nsfw_support,
+        t.covered_region_alone, t.nsfw_suggestive))
 
 
 def _face_present(signals: SignalSet, t: Thresholds) -> Fact:
@@ -138,6 +177,7 @@ def _detector_failed(signals: SignalSet, t: Thresholds) -> Fact:
 
 _DERIVATIONS: dict[str, Callable[[SignalSet, Thresholds], Fact]] = {
     "sexual_exposed": _sexual_exposed,
+    "nudity_uncertain": _nudity_uncertain,
     "suggestive": _suggestive,
     "face_present": _face_present,
     "possible_minor": _possible_minor,
