@@ -33,6 +33,7 @@ MINOR_TARGET = 0.98
 
 @dataclass(frozen=True)
 class FaceResult:
+    box: list[int]
     apparent_age: float | None
     p_minor: float | None
     sources: list[str]
@@ -44,12 +45,20 @@ class ImageResult:
     bucket: str
     faces: list[FaceResult]
 
-    def flagged(self, bound: float, probability: float) -> bool:
+    @property
+    def main_face(self) -> FaceResult | None:
+        """The largest face: FairFace crops centre the labelled person; others are bystanders."""
+        return max(self.faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]),
+                   default=None)
+
+    def flagged(self, bound: float, probability: float, main_only: bool = False) -> bool:
         """The policy's possible_minor test: any aged face young-looking or likely minor."""
+        main = self.main_face
+        faces = ([main] if main else []) if main_only else self.faces
         return any(
             f.apparent_age is not None
             and (f.apparent_age < bound or (f.p_minor or 0.0) >= probability)
-            for f in self.faces
+            for f in faces
         )
 
 
@@ -71,7 +80,8 @@ def screen_all(data: Path, threads: int) -> list[ImageResult]:
                                        context="edit_input")
         faces = verdict.signals.get("faces", {}).get("faces", [])
         results.append(ImageResult(entry["filename"], entry["age"], [
-            FaceResult(f["apparent_age"], f["p_minor"], list(f["sources"])) for f in faces
+            FaceResult(list(f["box"]), f["apparent_age"], f["p_minor"], list(f["sources"]))
+            for f in faces
         ]))
         if i % 100 == 0:
             print(f"screened {i}/{len(truth)}", file=sys.stderr)
@@ -90,13 +100,16 @@ def by_bucket(results: list[ImageResult]) -> dict[str, list[ImageResult]]:
 
 
 def bucket_row(items: list[ImageResult], bound: float, probability: float) -> dict[str, Any]:
-    ages = [f.apparent_age for r in items for f in r.faces if f.apparent_age is not None]
+    mains = [r.main_face for r in items]
+    ages = [f.apparent_age for f in mains if f is not None and f.apparent_age is not None]
     sources = Counter(s for r in items for f in r.faces for s in f.sources)
     return {
         "n": len(items),
         "face_found": sum(bool(r.faces) for r in items) / len(items),
         "flagged": sum(r.flagged(bound, probability) for r in items) / len(items),
-        "mean_apparent_age": sum(ages) / len(ages) if ages else None,
+        "flagged_main_face": sum(r.flagged(bound, probability, main_only=True)
+                                 for r in items) / len(items),
+        "mean_apparent_age_main_face": sum(ages) / len(ages) if ages else None,
         "faces": sum(len(r.faces) for r in items),
         "sources": dict(sorted(sources.items())),
     }
@@ -137,13 +150,15 @@ def pct(share: float) -> str:
 
 
 def bucket_table(rows: dict[str, dict[str, Any]]) -> list[str]:
-    lines = ["| age bucket | n | face found | flagged possible minor | mean apparent age "
-             "| faces by source |", "|---|---:|---:|---:|---:|---|"]
+    lines = ["| age bucket | n | face found | flagged possible minor | flagged by main face "
+             "| mean apparent age (main face) | faces by source |",
+             "|---|---:|---:|---:|---:|---:|---|"]
     for name, row in rows.items():
-        mean = row["mean_apparent_age"]
+        mean = row["mean_apparent_age_main_face"]
         sources = ", ".join(f"{k} {v}" for k, v in row["sources"].items()) or "-"
         lines.append(f"| {name} | {row['n']} | {pct(row['face_found'])} | "
-                     f"{pct(row['flagged'])} | {'-' if mean is None else f'{mean:.1f}'} | "
+                     f"{pct(row['flagged'])} | {pct(row['flagged_main_face'])} | "
+                     f"{'-' if mean is None else f'{mean:.1f}'} | "
                      f"{sources} |")
     return lines
 
@@ -177,7 +192,9 @@ def report(result: dict[str, Any]) -> str:
         "",
         *bucket_table(result["buckets"]),
         "",
-        f"Bucket {STRADDLING_BUCKET} straddles 18: it holds both minors and adults.",
+        f"Bucket {STRADDLING_BUCKET} straddles 18: it holds both minors and adults. "
+        "'Main face' is the largest face, the labelled person; the policy flags on any face, "
+        "so a bystander at the crop's edge can flag an adult's photo.",
         "",
         *minors_lines(result["minors"]),
         "",

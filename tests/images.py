@@ -126,3 +126,76 @@ def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
 def truncated(data: bytes, fraction: float = 0.5) -> bytes:
     """The first ``fraction`` of an encoded file, as an interrupted upload leaves it."""
     return data[: int(len(data) * fraction)]
+
+
+def _gif_descriptor_offsets(data: bytes) -> list[int]:
+    """Where each frame's image descriptor (0x2C) starts, found by walking the GIF blocks."""
+
+    def skip_sub_blocks(pos: int) -> int:
+        while data[pos]:
+            pos += data[pos] + 1
+        return pos + 1
+
+    flags = data[10]
+    pos = 13 + (3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0)
+    offsets = []
+    while data[pos] != 0x3B:  # trailer
+        if data[pos] == 0x21:  # extension: label, then sub-blocks
+            pos = skip_sub_blocks(pos + 2)
+        elif data[pos] == 0x2C:  # image descriptor, optional local colour table, LZW data
+            offsets.append(pos)
+            local = data[pos + 9]
+            pos += 10 + (3 * 2 ** ((local & 7) + 1) if local & 0x80 else 0)
+            pos = skip_sub_blocks(pos + 1)
+        else:
+            raise ValueError(f"unexpected GIF block 0x{data[pos]:02x} at {pos}")
+    return offsets
+
+
+def gif_growing_canvas(width: int, height: int) -> bytes:
+    """A 2-frame GIF with a 16 x 16 screen whose second frame is placed so far right and down
+    that the canvas grows to ``width`` x ``height`` when that frame is decoded."""
+    data = bytearray(gif_animated(frames=2, width=16, height=16))
+    second = _gif_descriptor_offsets(bytes(data))[1]
+    frame_width, frame_height = struct.unpack("<HH", data[second + 5 : second + 9])
+    data[second + 1 : second + 5] = struct.pack("<HH", width - frame_width, height - frame_height)
+    return bytes(data)
+
+
+def gif_cut_after_second_descriptor() -> bytes:
+    """An animated GIF that ends right after the second frame's descriptor."""
+    data = gif_animated(frames=3)
+    second = _gif_descriptor_offsets(data)[1]
+    return data[: second + 10]
+
+
+def tiff_pages(*sizes: tuple[int, int]) -> bytes:
+    """A multi-page TIFF with one page of each (width, height)."""
+    pages = [gradient(w, h) for w, h in sizes]
+    buffer = io.BytesIO()
+    pages[0].save(buffer, format="TIFF", save_all=True, append_images=pages[1:])
+    return buffer.getvalue()
+
+
+def tiff_second_page_without_width() -> bytes:
+    """A 2-page TIFF whose second page has no ImageWidth tag (its tag id is overwritten)."""
+    data = bytearray(tiff_pages((64, 48), (64, 48)))
+    assert data[:4] == b"II*\x00"
+    first_ifd = struct.unpack("<I", data[4:8])[0]
+    entries = struct.unpack("<H", data[first_ifd : first_ifd + 2])[0]
+    second_ifd = struct.unpack("<I", data[first_ifd + 2 + 12 * entries :][:4])[0]
+    entries = struct.unpack("<H", data[second_ifd : second_ifd + 2])[0]
+    for entry in range(second_ifd + 2, second_ifd + 2 + 12 * entries, 12):
+        if struct.unpack("<H", data[entry : entry + 2])[0] == 256:  # ImageWidth
+            data[entry : entry + 2] = struct.pack("<H", 65000)  # a private, unknown tag
+            return bytes(data)
+    raise AssertionError("no ImageWidth tag in the second TIFF page")
+
+
+def heic_with_coded_height(height: int) -> bytes:
+    """A HEIC whose 'ispe' box (the coded size) claims ``height`` rows; the clean-aperture
+    box still crops it to 64 x 48, so the size Pillow reports looks harmless."""
+    data = bytearray(heic(64, 48))
+    ispe = data.index(b"ispe")
+    data[ispe + 12 : ispe + 16] = struct.pack(">I", height)
+    return bytes(data)
