@@ -49,16 +49,28 @@ def jpeg(width: int = 64, height: int = 48, color: Color = (200, 60, 30)) -> byt
 
 def png(width: int = 64, height: int = 48, color: Color = (200, 60, 30),
         mode: str = "RGB") -> bytes:
-    """A PNG in the given Pillow mode (RGB, RGBA, P, L, LA or I;16 for 16-bit grey)."""
+    """A PNG in the given Pillow mode (RGB, RGBA, P, L, LA, ...)."""
     image = gradient(width, height, color)
     if mode == "P":
         image = image.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
-    elif mode == "I;16":
-        grey = np.asarray(image.convert("L"), dtype=np.uint16) * 257
-        image = Image.fromarray(grey, "I;16")
     elif mode != "RGB":
         image = image.convert(mode)
     return encode(image, "PNG")
+
+
+def png_16bit(pixels: np.ndarray) -> bytes:
+    """A 16-bit PNG written by hand from a uint16 array: (h, w) is grey, (h, w, 3) is RGB."""
+    height, width = pixels.shape[:2]
+    color_type = 2 if pixels.ndim == 3 else 0
+    rows = pixels.astype(">u2").reshape(height, -1)
+    raw = b"".join(b"\x00" + row.tobytes() for row in rows)  # filter type 0 on every row
+    header = struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(raw))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def gif_animated(frames: int = 30, width: int = 64, height: int = 48) -> bytes:

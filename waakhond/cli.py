@@ -114,7 +114,8 @@ def _expand(paths: list[Path]) -> Iterator[tuple[Path, bool]]:
     for path in paths:
         if path.is_dir():
             for file in sorted(path.rglob("*")):
-                if file.is_file() and not any(p.startswith(".") for p in file.parts):
+                hidden = any(p.startswith(".") for p in file.relative_to(path).parts)
+                if file.is_file() and not hidden:
                     yield file, True
         else:
             yield path, False

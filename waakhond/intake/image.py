@@ -8,6 +8,7 @@ Every failure is a typed ``InputError`` with a message a user can act on.
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,9 +20,10 @@ from waakhond.core import ImageInfo
 from waakhond.errors import CorruptImage, EmptyInput, InputTooLarge, UnsupportedType
 
 pillow_heif.register_heif_opener()
-# We enforce our own pixel limit before decoding; Pillow's warning would only be noise and
-# its own error comes too late for frames we never decode.
-Image.MAX_IMAGE_PIXELS = None
+
+# Everything a hostile file can make Pillow or libheif raise while reading it.
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError,
+                  RuntimeError, MemoryError)
 
 # Leading bytes of each format we accept -> (format name, MIME type).
 _MAGIC: list[tuple[bytes, int, str, str]] = [
@@ -122,20 +124,23 @@ def decode_image(data: bytes, limits: IntakeLimits | None = None) -> DecodedImag
         )
     fmt, mime = sniff_type(data)
     try:
-        image = Image.open(io.BytesIO(data))
+        # Pillow's own bomb guard (about 179 MP) stays on as a second line behind ours.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise InputTooLarge(
+            f"the image claims too many pixels (decompression bomb protection): {exc}"
+        ) from exc
     except UnidentifiedImageError as exc:
         raise CorruptImage(f"the {fmt} header is damaged and cannot be read") from exc
-    except (OSError, ValueError, SyntaxError) as exc:
+    except _DECODE_ERRORS as exc:
         raise CorruptImage(f"the {fmt} data cannot be read: {exc}") from exc
     with image:
         _check_dimensions(image, limits)
-        frame_count = getattr(image, "n_frames", 1)
-        if frame_count > limits.max_frames:
-            raise InputTooLarge(
-                f"the image has {frame_count:,} frames; the limit is {limits.max_frames:,}"
-            )
+        frame_count = _frame_count(image, fmt, limits)
         indices = _frames_to_screen(frame_count, limits.frames_to_screen)
-        frames = [_decode_frame(image, i, fmt) for i in indices]
+        frames = [_decode_frame(image, i, fmt, limits) for i in indices]
     first = frames[0].rgb
     info = ImageInfo(
         format=fmt,
@@ -164,6 +169,16 @@ def _check_dimensions(image: Image.Image, limits: IntakeLimits) -> None:
         )
 
 
+def _frame_count(image: Image.Image, fmt: str, limits: IntakeLimits) -> int:
+    try:
+        count = int(getattr(image, "n_frames", 1))
+    except _DECODE_ERRORS as exc:  # counting GIF frames reads the whole file
+        raise CorruptImage(f"the {fmt} frames cannot be read: {exc}") from exc
+    if count > limits.max_frames:
+        raise InputTooLarge(f"the image has {count:,} frames; the limit is {limits.max_frames:,}")
+    return count
+
+
 def _frames_to_screen(frame_count: int, wanted: int) -> list[int]:
     """An even spread of frame indices that always includes the first and the last."""
     if frame_count <= wanted:
@@ -172,19 +187,32 @@ def _frames_to_screen(frame_count: int, wanted: int) -> list[int]:
     return sorted({round(i * step) for i in range(wanted)})
 
 
-def _decode_frame(image: Image.Image, index: int, fmt: str) -> Frame:
+def _decode_frame(image: Image.Image, index: int, fmt: str, limits: IntakeLimits) -> Frame:
     try:
         image.seek(index)
+        # A later GIF frame can grow the canvas and a later TIFF page can have any size:
+        # every frame is checked before it is decoded, not just the first header.
+        _check_dimensions(image, limits)
         # Orientation first, so faces are upright for the detectors.
         upright = ImageOps.exif_transpose(image) if index == 0 else image
-        # convert("RGB") drops alpha rather than compositing it: content hidden behind
-        # transparency is still screened.
-        rgb = upright.convert("RGB")
+        rgb = _to_rgb(upright)
         if index > 0:
             rgb.thumbnail((_LATER_FRAME_MAX_SIDE, _LATER_FRAME_MAX_SIDE))
         array = np.asarray(rgb)
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except _DECODE_ERRORS as exc:
         raise CorruptImage(f"the {fmt} image is truncated or damaged: {exc}") from exc
     if array.ndim != 3 or array.shape[2] != 3:
         raise CorruptImage(f"the {fmt} image decoded to an unexpected shape {array.shape}")
     return Frame(rgb=np.ascontiguousarray(array), index=index)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB. Alpha is dropped, not composited: content hidden behind transparency is
+    still screened. 16-bit and float greyscale are rescaled, because Pillow's convert clips
+    them to white and would hide the picture from the detectors."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
+        scaled = np.clip(values / top * 255.0, 0, 255).astype(np.uint8)
+        return Image.fromarray(scaled, "L").convert("RGB")
+    return image.convert("RGB")

@@ -147,11 +147,11 @@ def _face_present(signals: SignalSet, t: Thresholds) -> Fact:
 
 
 def _possible_minor(signals: SignalSet, t: Thresholds) -> Fact:
-    faces = [f for f in signals.faces.faces if f.apparent_age is not None] \
-        if signals.faces else []
-    if not faces:
+    faces = signals.faces.faces if signals.faces else []
+    ages = [f.youngest for f in faces if f.youngest is not None]
+    if not ages:
         return Fact(False, {})
-    youngest = min(f.apparent_age for f in faces if f.apparent_age is not None)
+    youngest = min(ages)
     p_minor = max(f.p_minor or 0.0 for f in faces)
     holds = youngest < t.minor_age_bound or p_minor >= t.minor_probability
     return Fact(holds, {"youngest_apparent_age": youngest, "max_p_minor": round(p_minor, 3),

@@ -49,9 +49,14 @@ class NsfwScore:
 class Face:
     box: Box
     sources: tuple[str, ...]  # which detectors found it: hog, nudenet, haar
-    apparent_age: float | None  # expectation over the age model's 81 classes
-    p_minor: float | None  # P(apparent age < 18), summed from the same distribution
+    apparent_age: float | None  # expectation of the age distribution averaged over views
+    p_minor: float | None  # P(apparent age < 18): the highest over the views
     frame: int = 0
+    youngest_age: float | None = None  # the youngest expectation among the views
+
+    @property
+    def youngest(self) -> float | None:
+        return self.youngest_age if self.youngest_age is not None else self.apparent_age
 
 
 @dataclass(frozen=True)
