@@ -2,7 +2,8 @@
 
 Screens each photo with context="edit_input" (so face and age estimation always run) and
 reports, per FairFace age bucket, how often a face was found and how often the policy's
-"possible minor" test holds, plus a sensitivity table over the two thresholds computed from
+"possible minor" test holds (youngest of four views under the bound, or P(minor) at
+least the threshold in any view), plus a sensitivity table over the two thresholds computed from
 the stored per-face values. Run from the repository root:
 
     .venv/bin/python bench/age_quality.py [--out bench/out/age_quality.json]
@@ -23,7 +24,7 @@ from waakhond import Screener
 from waakhond.config import ScreeningSettings
 from waakhond.policy import load_policy
 
-DEFAULT_DATA = Path("/work/shared/data/faces/fairface")
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces" / "fairface"
 MINOR_BUCKETS = ("0-2", "3-9")
 STRADDLING_BUCKET = "10-19"
 SENSITIVITY_PROBABILITIES = (0.05, 0.1, 0.2, 0.3, 0.5)
@@ -35,6 +36,7 @@ MINOR_TARGET = 0.98
 class FaceResult:
     box: list[int]
     apparent_age: float | None
+    youngest_age: float | None  # the youngest of the four views: what the policy tests
     p_minor: float | None
     sources: list[str]
 
@@ -56,8 +58,8 @@ class ImageResult:
         main = self.main_face
         faces = ([main] if main else []) if main_only else self.faces
         return any(
-            f.apparent_age is not None
-            and (f.apparent_age < bound or (f.p_minor or 0.0) >= probability)
+            f.youngest_age is not None
+            and (f.youngest_age < bound or (f.p_minor or 0.0) >= probability)
             for f in faces
         )
 
@@ -80,7 +82,8 @@ def screen_all(data: Path, threads: int) -> list[ImageResult]:
                                        context="edit_input")
         faces = verdict.signals.get("faces", {}).get("faces", [])
         results.append(ImageResult(entry["filename"], entry["age"], [
-            FaceResult(list(f["box"]), f["apparent_age"], f["p_minor"], list(f["sources"]))
+            FaceResult(list(f["box"]), f["apparent_age"], f["youngest_age"], f["p_minor"],
+                       list(f["sources"]))
             for f in faces
         ]))
         if i % 100 == 0:

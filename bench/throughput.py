@@ -33,7 +33,8 @@ from PIL import Image, ImageDraw, ImageFont
 from waakhond import Screener
 from waakhond.config import ScreeningSettings
 
-FACES = Path("/work/shared/data/faces")
+# The shared development data sits beside the repository (shared/data/SOURCES.md).
+FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 SIDE = 1024
 QUALITY = 90
 FLOOR_SIDE = 512

@@ -25,9 +25,11 @@ from waakhond.signals.base import Box, Face, Faces, Region, SignalSet, package_v
 
 # HOG finds faces down to about 80 px; 800 px keeps faces in group photos big enough.
 _DETECT_SIDE = 800
+_UPSAMPLE_BELOW = 640
 _SAME_FACE_IOU = 0.3
 _MINOR_AGE = 18
-_HAAR_MIN_NEIGHBOURS = 5
+# Haar runs only when HOG and NudeNet found nothing, so it may be lenient.
+_HAAR_MIN_NEIGHBOURS = 3
 
 
 class FaceAgeDetector:
@@ -103,16 +105,19 @@ class FaceAgeDetector:
         return self._age_net.probabilities(chips)
 
     def _hog_boxes(self, rgb: np.ndarray) -> list[Box]:
-        found = [_box_of(d) for d in self._hog(rgb, 0)]
+        # HOG misses faces near its 80 px minimum; small images are searched at double size.
+        upsample = 1 if max(rgb.shape[:2]) < _UPSAMPLE_BELOW else 0
+        found = [_box_of(d) for d in self._hog(rgb, upsample)]
         if found:
             return found
         # HOG is not mirror-symmetric; a mirrored pass finds some half-profile faces.
         width = rgb.shape[1]
-        mirrored = [_box_of(d) for d in self._hog(np.ascontiguousarray(rgb[:, ::-1]), 0)]
+        flipped = np.ascontiguousarray(rgb[:, ::-1])
+        mirrored = [_box_of(d) for d in self._hog(flipped, upsample)]
         return [(width - 1 - r, t, width - 1 - left, b) for left, t, r, b in mirrored]
 
     def _haar_boxes(self, rgb: np.ndarray) -> list[Box]:
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
         found = self._haar.detectMultiScale(gray, 1.1, _HAAR_MIN_NEIGHBOURS, minSize=(40, 40))
         return [(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h in found]
 
