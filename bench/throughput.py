@@ -218,7 +218,7 @@ def run_task(screener: Screener, task: Task) -> tuple[str, Any]:
 
 def worker(tasks: Queue[Task | None], results: Queue[tuple[str, Any]],
            warmup: list[Task]) -> None:
-    screener = Screener(ScreeningSettings.from_env(model_threads=1, face_cascade="auto"))
+    screener = Screener(ScreeningSettings.from_env(model_threads=1, cascade="auto"))
     for task in warmup:
         status, payload = run_task(screener, task)
         if status == "error":

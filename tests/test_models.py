@@ -35,7 +35,7 @@ def screener() -> Screener:
 
 @pytest.fixture(scope="module")
 def always_faces() -> Screener:
-    return Screener(ScreeningSettings(model_threads=2, face_cascade="always"))
+    return Screener(ScreeningSettings(model_threads=2, cascade="always"))
 
 
 def object_jpeg() -> bytes:
@@ -144,3 +144,18 @@ def test_age_model_internals_we_rely_on_still_exist():
     distribution = detector._age_net.probabilities(chips)[0]
     assert distribution.shape == (81,)
     assert abs(float(distribution.sum()) - 1.0) < 1e-3
+
+
+def test_our_nudenet_decoding_gives_the_package_own_detections():
+    """NudeNetDetector decodes the model output itself (speed); it must agree exactly."""
+    import nudenet
+
+    from waakhond.signals.nudity import NudeNetDetector
+
+    ours, reference = NudeNetDetector(threads=1), nudenet.NudeDetector()
+    for name in ("img1.jpg", "img2.jpg", "couple.jpg", "selfie-many-people.jpg"):
+        rgb = np.asarray(Image.open(DATA / "deepface" / name).convert("RGB"))
+        expected = reference.detect(np.ascontiguousarray(rgb[:, :, ::-1]))
+        assert sorted(ours.detect(rgb)) == sorted(
+            (d["class"], d["score"], tuple(d["box"])) for d in expected
+        )

@@ -252,10 +252,20 @@ def test_unknown_countries_are_refused_with_a_clear_error(bad):
 
 def test_cascade_skips_faces_for_benign_uploads_and_always_runs_them_for_edits():
     policy = load_policy(None)
-    assert not policy.needs_faces(make_signals(nsfw=0.05), UPLOAD)
-    assert policy.needs_faces(make_signals(nsfw=0.05), EDIT)
-    assert policy.needs_faces(make_signals(covered=0.3), UPLOAD)
-    assert policy.needs_faces(make_signals(nsfw=0.35), GENERATED)
+    assert not policy.needs("faces", make_signals(nsfw=0.05), UPLOAD)
+    assert policy.needs("faces", make_signals(nsfw=0.05), EDIT)
+    assert policy.needs("faces", make_signals(covered=0.3), UPLOAD)
+    assert policy.needs("faces", make_signals(nsfw=0.35), GENERATED)
+
+
+def test_cascade_runs_the_whole_image_score_once_any_body_part_is_seen():
+    policy = load_policy(None)
+    nothing = make_signals()
+    assert not policy.needs("nsfw", nothing, UPLOAD)
+    assert policy.needs("nsfw", make_signals(covered=0.21), UPLOAD)
+    nothing.nudity = None  # the region detector failed: run everything else
+    assert policy.needs("nsfw", nothing, GENERATED)
+    assert policy.needs("hashes", nothing, UPLOAD)
 
 
 # --- malformed policy files -------------------------------------------------------------

@@ -52,19 +52,25 @@ def fakes(nsfw: float = 0.01, regions: list[Region] | None = None,
 
 
 def screener(detectors, cascade: str = "auto") -> Screener:
-    return Screener(ScreeningSettings(face_cascade=cascade), detectors=detectors)
+    return Screener(ScreeningSettings(cascade=cascade), detectors=detectors)
 
 
-def test_benign_upload_skips_the_face_detector():
+def test_an_upload_without_any_body_part_skips_the_costly_detectors():
     detectors = fakes()
     verdict = screener(detectors).check_image(jpeg_bytes())
     assert verdict.action is Action.ALLOW
-    assert detectors[2].calls == 0
-    assert "faces" not in verdict.timings_ms
-    assert {"intake", "nudity.regions", "nudity.nsfw"} <= set(verdict.timings_ms)
+    assert [d.calls for d in detectors] == [1, 0, 0]
+    assert set(verdict.timings_ms) == {"intake", "nudity.regions"}
 
 
-def test_face_cascade_always_runs_faces_on_every_image():
+def test_a_body_part_seen_by_the_region_detector_brings_in_the_whole_image_score():
+    detectors = fakes(regions=[Region("FEET_EXPOSED", 0.6, (0, 0, 9, 9))])
+    verdict = screener(detectors).check_image(jpeg_bytes())
+    assert [d.calls for d in detectors] == [1, 1, 0]
+    assert "nudity.nsfw" in verdict.timings_ms
+
+
+def test_cascade_always_runs_faces_on_every_image():
     detectors = fakes()
     screener(detectors, cascade="always").check_image(jpeg_bytes())
     assert detectors[2].calls == 1
@@ -128,5 +134,5 @@ def test_verdict_serialises_to_the_documented_json_shape():
     assert data["jurisdiction"] == ["base", "EU", "NL"]
     assert data["image"]["format"] == "JPEG"
     assert data["reasons"][0]["rule_id"] == "default.allow"
-    assert data["signals"]["versions"]["nudity.nsfw"] == "fake-1"
+    assert data["signals"]["versions"]["nudity.regions"] == "fake-1"
     assert "ALLOW" in str(verdict)

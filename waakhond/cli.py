@@ -73,8 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="one JSON object per image")
     check.add_argument("--workers", type=int, default=None,
                        help="processes for folders (default: up to 2, one per core)")
-    check.add_argument("--faces", choices=["auto", "always"], default=None,
-                       help="run face and age estimation only when needed (auto) or always")
+    check.add_argument("--cascade", choices=["auto", "always"], default=None,
+                       help="run costly detectors only when the policy needs them (auto, "
+                            "default) or every detector on every image (always)")
     check.set_defaults(handler=_check)
 
     policy = commands.add_parser("policy", help="show the rules that apply in a country")
@@ -102,8 +103,8 @@ def _check(args: argparse.Namespace) -> int:
         return EXIT_UNREADABLE
     workers = _worker_count(args.workers, len(targets))
     overrides: dict[str, Any] = {"model_threads": 1 if workers > 1 else 2}
-    if args.faces:
-        overrides["face_cascade"] = args.faces
+    if args.cascade:
+        overrides["cascade"] = args.cascade
     job = (args.context, args.country, overrides)
     outcomes = _run(targets, job, workers)
     return _report(outcomes, args.json, show_progress=len(targets) > 1)

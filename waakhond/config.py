@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, fields
 from typing import Literal
 
-FaceCascade = Literal["auto", "always"]
+Cascade = Literal["auto", "always"]
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,10 @@ class IntakeLimits:
 @dataclass(frozen=True)
 class ScreeningSettings:
     intake: IntakeLimits = IntakeLimits()
-    # "auto": run face and age estimation only when the policy asks for it (nudity or a
-    # suggestive signal, or an edit input). "always": on every image, e.g. for audits.
-    face_cascade: FaceCascade = "auto"
+    # "auto": the policy decides which costly detectors an image needs (face and age
+    # estimation after a nudity signal or for an edit input; the whole-image NSFW score once
+    # the region detector sees any body part). "always": every detector on every image.
+    cascade: Cascade = "auto"
     # ONNX Runtime threads per model session; 1 when several worker processes share the cores.
     model_threads: int = 2
 
@@ -43,11 +44,11 @@ class ScreeningSettings:
             if f"WAAKHOND_{f.name.upper()}" in os.environ
         }
         values: dict[str, object] = {"intake": IntakeLimits(**limits)}
-        cascade = os.environ.get("WAAKHOND_FACE_CASCADE")
+        cascade = os.environ.get("WAAKHOND_CASCADE")
         if cascade:
             if cascade not in ("auto", "always"):
-                raise ValueError("WAAKHOND_FACE_CASCADE must be 'auto' or 'always'")
-            values["face_cascade"] = cascade
+                raise ValueError("WAAKHOND_CASCADE must be 'auto' or 'always'")
+            values["cascade"] = cascade
         if "WAAKHOND_MODEL_THREADS" in os.environ:
             values["model_threads"] = int(os.environ["WAAKHOND_MODEL_THREADS"])
         values.update(overrides)

@@ -21,9 +21,6 @@ from waakhond.signals import Detector, SignalSet
 
 log = logging.getLogger(__name__)
 
-# Detectors the cascade runs only when the policy asks for them.
-_ON_DEMAND = frozenset({"faces"})
-
 
 def default_detectors(settings: ScreeningSettings) -> list[Detector]:
     """The real detectors, in the order they must run (faces reads NudeNet's face boxes)."""
@@ -104,7 +101,7 @@ class Screener:
                        timings: dict[str, float]) -> SignalSet:
         signals = SignalSet()
         for detector in self.detectors:
-            if detector.name in _ON_DEMAND and not self._wanted(signals, context, policy):
+            if not self._wanted(detector, signals, context, policy):
                 continue
             started = time.perf_counter()
             try:
@@ -116,8 +113,10 @@ class Screener:
             timings[detector.name] = _ms_since(started)
         return signals
 
-    def _wanted(self, signals: SignalSet, context: Context, policy: Policy) -> bool:
-        return self.settings.face_cascade == "always" or policy.needs_faces(signals, context)
+    def _wanted(self, detector: Detector, signals: SignalSet, context: Context,
+                policy: Policy) -> bool:
+        return self.settings.cascade == "always" or policy.needs(detector.field, signals,
+                                                                 context)
 
 
 def _ms_since(started: float) -> float:

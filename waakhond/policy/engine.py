@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from waakhond.core import Action, Context, DsaClassification, Reason
 from waakhond.errors import PolicyError, UnknownCountry
 from waakhond.policy.dsa import GROUNDS, synthetic_keywords, validate_dsa
-from waakhond.policy.facts import FactSet, Thresholds, derive_facts, fact_names, needs_faces
+from waakhond.policy.facts import FactSet, Thresholds, derive_facts, detector_needed, fact_names
 from waakhond.signals import SignalSet
 
 RULES_DIR = Path(__file__).with_name("rules")
@@ -104,8 +104,9 @@ class Policy:
     rules: tuple[Rule, ...]
     default_text: str
 
-    def needs_faces(self, signals: SignalSet, context: Context) -> bool:
-        return needs_faces(signals, context, self.thresholds)
+    def needs(self, field: str, signals: SignalSet, context: Context) -> bool:
+        """The cascade: whether the detector filling ``field`` must run on this image."""
+        return detector_needed(field, signals, context, self.thresholds)
 
     def decide(self, signals: SignalSet, context: Context) -> Decision:
         facts = derive_facts(signals, context, self.thresholds)

@@ -65,8 +65,28 @@ def fact_names() -> set[str]:
     return {*_DERIVATIONS, "synthetic", *(f"context:{c.value}" for c in Context)}
 
 
-def needs_faces(signals: SignalSet, context: Context, t: Thresholds) -> bool:
-    """The cascade: face and age estimation run only when a rule could need them.
+def detector_needed(field: str, signals: SignalSet, context: Context, t: Thresholds) -> bool:
+    """The cascade: costly detectors run only where a rule could need what they find.
+
+    Detectors not named here always run.
+    """
+    if field == "faces":
+        return _needs_faces(signals, context, t)
+    if field == "nsfw":
+        return _needs_nsfw(signals)
+    return True
+
+
+def _needs_nsfw(signals: SignalSet) -> bool:
+    """Open-NSFW runs once NudeNet sees any of its 18 classes (faces, feet and armpits
+    included) at its own 0.2 floor, or when NudeNet failed. With no body part in sight it
+    could only add the open-NSFW-alone path, and skipping it on objects and landscapes
+    halves their cost (docs/benchmarks.md)."""
+    return signals.nudity is None or bool(signals.nudity.regions)
+
+
+def _needs_faces(signals: SignalSet, context: Context, t: Thresholds) -> bool:
+    """Face and age estimation run for every edit input and after any nudity signal.
 
     The cascade thresholds sit below the fact thresholds (checked at load), so whenever a
     nudity or suggestive fact can hold, faces have been looked for.
