@@ -302,3 +302,10 @@ def test_a_layer_file_must_be_named_after_its_layer(tmp_path):
     directory = _policy_dir(tmp_path, "name: YY\ndescription: d\napplies_to: [NZ]\n")
     with pytest.raises(PolicyError, match="must match the file name"):
         load_policy("NZ", directory)
+
+
+def test_evidence_does_not_report_a_score_that_was_never_computed():
+    signals = make_signals()
+    signals.nsfw = None  # the cascade skipped open-NSFW
+    decision = load_policy(None).decide(signals, UPLOAD)
+    assert "nsfw_score" not in decision.reasons[0].evidence

@@ -121,7 +121,8 @@ class _NudityRule:
 def _nudity_evidence(signals: SignalSet, classes: list[str]) -> tuple[float, float, dict]:
     label, score = _strongest(signals, classes)
     nsfw = signals.nsfw.score if signals.nsfw else 0.0
-    evidence: dict[str, Any] = {"nsfw_score": round(nsfw, 3)}
+    # A score the cascade never computed is not evidence; say nothing rather than 0.
+    evidence: dict[str, Any] = {"nsfw_score": round(nsfw, 3)} if signals.nsfw else {}
     if label:
         evidence.update(region=label, region_score=round(score, 3))
     return score, nsfw, evidence
