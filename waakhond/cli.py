@@ -67,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="screen image files or folders")
     check.add_argument("paths", nargs="+", type=Path, help="image files or folders")
-    check.add_argument("--context", default="upload", choices=[c.value for c in Context],
+    check.add_argument("--context", default="upload",
+                       choices=[c.value for c in Context if c is not Context.PROMPT],
                        help="where the image comes from (default: upload)")
     check.add_argument("--country", help="ISO 3166 country code for the jurisdiction, e.g. NL")
     check.add_argument("--json", action="store_true", help="one JSON object per image")
@@ -77,6 +78,15 @@ def _parser() -> argparse.ArgumentParser:
                        help="run costly detectors only when the policy needs them (auto, "
                             "default) or every detector on every image (always)")
     check.set_defaults(handler=_check)
+
+    prompt = commands.add_parser(
+        "check-prompt", help="screen a prompt or an edit instruction before generating")
+    prompt.add_argument("text", help="the prompt; '-' reads one prompt per line from stdin")
+    prompt.add_argument("--image", type=Path,
+                        help="the photo to be edited: makes this an edit request")
+    prompt.add_argument("--country", help="ISO 3166 country code for the jurisdiction")
+    prompt.add_argument("--json", action="store_true", help="one JSON object per prompt")
+    prompt.set_defaults(handler=_check_prompt)
 
     policy = commands.add_parser("policy", help="show the rules that apply in a country")
     policy.add_argument("--country", help="ISO 3166 country code (default: base policy)")
@@ -197,6 +207,36 @@ def _emit_error(outcome: Outcome, as_json: bool) -> None:
         error = {"code": outcome.error_code, "message": outcome.error}
         print(json.dumps({"source": outcome.source, "error": error}), flush=True)
     print(f"waakhond: {outcome.source}: {outcome.error}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------
+# check-prompt
+# ---------------------------------------------------------------------------------------
+
+
+def _check_prompt(args: argparse.Namespace) -> int:
+    from waakhond.screening import Screener
+
+    prompts = sys.stdin.read().splitlines() if args.text == "-" else [args.text]
+    try:
+        image = args.image.read_bytes() if args.image else None
+        screener = Screener(ScreeningSettings.from_env())
+        outcomes = [_prompt_outcome(screener, text, image, args.country)
+                    for text in prompts if text.strip() or args.text != "-"]
+    except (WaakhondError, OSError) as exc:
+        print(f"waakhond: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    return _report(iter(outcomes), args.json, show_progress=len(outcomes) > 1)
+
+
+def _prompt_outcome(screener: Any, text: str, image: bytes | None,
+                    country: str | None) -> Outcome:
+    label = text if len(text) <= 60 else text[:57] + "..."
+    try:
+        verdict = screener.check_prompt(text, image=image, country=country, source=label)
+    except WaakhondError as exc:
+        return Outcome(label, error_code=exc.code, error=str(exc))
+    return Outcome(label, verdict=verdict.to_dict(), text=str(verdict))
 
 
 # ---------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ class Context(StrEnum):
     UPLOAD = "upload"  # a user posts an existing image
     GENERATED = "generated"  # our generator produced it and nobody has seen it yet
     EDIT_INPUT = "edit_input"  # a photo a user wants an AI model to edit
+    PROMPT = "prompt"  # a text-to-image prompt, before anything is generated
 
     @classmethod
     def parse(cls, value: str | Context) -> Context:

@@ -11,15 +11,21 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from waakhond.config import ScreeningSettings
 from waakhond.core import Action, Context, Reason, Verdict
-from waakhond.errors import InputTooLarge
+from waakhond.errors import EmptyInput, InputTooLarge
 from waakhond.intake import DecodedImage, decode_image
 from waakhond.policy import Policy, load_policy, normalise_country
 from waakhond.signals import Detector, SignalSet
 
+if TYPE_CHECKING:
+    from waakhond.signals.prompt import PromptIntentDetector
+
 log = logging.getLogger(__name__)
+# Longer than any real prompt; a wall of text is refused rather than embedded.
+MAX_PROMPT_CHARS = 10_000
 
 
 def default_detectors(settings: ScreeningSettings) -> list[Detector]:
@@ -46,11 +52,27 @@ class Screener:
         self,
         settings: ScreeningSettings | None = None,
         detectors: Sequence[Detector] | None = None,
+        prompt_detector: PromptIntentDetector | None = None,
     ) -> None:
         self.settings = settings or ScreeningSettings.from_env()
-        self.detectors = list(detectors) if detectors is not None else default_detectors(
-            self.settings
-        )
+        self._detectors = list(detectors) if detectors is not None else None
+        self._prompt_detector = prompt_detector
+
+    @property
+    def detectors(self) -> list[Detector]:
+        """The image detectors, loaded on first use (prompt-only users never pay for them)."""
+        if self._detectors is None:
+            self._detectors = default_detectors(self.settings)
+        return self._detectors
+
+    @property
+    def prompt_detector(self) -> PromptIntentDetector:
+        """Loaded on first use: image-only users never pay for the text models."""
+        if self._prompt_detector is None:
+            from waakhond.signals.prompt import PromptIntentDetector
+
+            self._prompt_detector = PromptIntentDetector(self.settings.model_threads)
+        return self._prompt_detector
 
     def check_image(
         self,
@@ -62,13 +84,49 @@ class Screener:
         """Screen image bytes. Raises InputError for unreadable input, UnknownCountry for a
         country code that does not exist; every other problem becomes a blocking verdict."""
         ctx = Context.parse(context)
+        if ctx is Context.PROMPT:
+            raise ValueError("the 'prompt' context is for check_prompt, not for images")
         code = normalise_country(country)
         policy = load_policy(code)
         started = time.perf_counter()
         image = decode_image(data, self.settings.intake)
         timings = {"intake": _ms_since(started)}
+        return self._decide(ctx, code, policy, image, timings, source, SignalSet())
+
+    def check_prompt(
+        self,
+        text: str,
+        image: bytes | None = None,
+        country: str | None = None,
+        source: str | None = None,
+    ) -> Verdict:
+        """Screen a prompt before anything is generated. With ``image`` it is an edit request:
+        the photo is screened as an edit input and the policy judges both together."""
+        code = normalise_country(country)
+        policy = load_policy(code)
+        _check_prompt_text(text)
+        ctx = Context.EDIT_INPUT if image is not None else Context.PROMPT
+        started = time.perf_counter()
+        decoded = decode_image(image, self.settings.intake) if image is not None else None
+        timings = {"intake": _ms_since(started)}
+        signals = SignalSet()
+        started = time.perf_counter()
+        detector = self.prompt_detector
         try:
-            signals = self._run_detectors(image, ctx, policy, timings)
+            signals.prompt = detector.run_text(text, has_image=image is not None)
+        except Exception as exc:  # recorded; the policy blocks on any detector failure
+            log.exception("prompt detector failed")
+            signals.errors[detector.name] = f"{type(exc).__name__}: {exc}"[:500]
+        signals.versions[detector.name] = detector.version
+        timings[detector.name] = _ms_since(started)
+        return self._decide(ctx, code, policy, decoded, timings, source, signals)
+
+    def _decide(self, ctx: Context, code: str | None, policy: Policy,
+                image: DecodedImage | None, timings: dict[str, float], source: str | None,
+                signals: SignalSet) -> Verdict:
+        try:
+            if image is not None:
+                self._run_detectors(image, ctx, policy, timings, signals)
             decision = policy.decide(signals, ctx)
         except Exception as exc:  # fail closed on anything we did not foresee
             log.exception("screening failed after intake")
@@ -84,7 +142,7 @@ class Screener:
             country=code,
             signals=signals.to_dict(),
             timings_ms=timings,
-            image=image.info,
+            image=image.info if image else None,
             source=source,
         )
 
@@ -98,8 +156,7 @@ class Screener:
         return self.check_image(data, context=context, country=country, source=str(file))
 
     def _run_detectors(self, image: DecodedImage, context: Context, policy: Policy,
-                       timings: dict[str, float]) -> SignalSet:
-        signals = SignalSet()
+                       timings: dict[str, float], signals: SignalSet) -> None:
         for detector in self.detectors:
             if not self._wanted(detector, signals, context, policy):
                 continue
@@ -111,7 +168,6 @@ class Screener:
                 signals.errors[detector.name] = f"{type(exc).__name__}: {exc}"[:500]
             signals.versions[detector.name] = detector.version
             timings[detector.name] = _ms_since(started)
-        return signals
 
     def _wanted(self, detector: Detector, signals: SignalSet, context: Context,
                 policy: Policy) -> bool:
@@ -123,8 +179,18 @@ def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
+def _check_prompt_text(text: str) -> None:
+    if not isinstance(text, str) or not text.strip():
+        raise EmptyInput("the prompt is empty")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise InputTooLarge(
+            f"the prompt has {len(text):,} characters; the limit is {MAX_PROMPT_CHARS:,}"
+        )
+
+
 def _fail_closed(exc: Exception, context: Context, country: str | None, policy: Policy,
-                 image: DecodedImage, timings: dict[str, float], source: str | None) -> Verdict:
+                 image: DecodedImage | None, timings: dict[str, float],
+                 source: str | None) -> Verdict:
     reason = Reason(
         rule_id="system.internal_error",
         action=Action.BLOCK,
@@ -141,6 +207,6 @@ def _fail_closed(exc: Exception, context: Context, country: str | None, policy: 
         context=context,
         country=country,
         timings_ms=timings,
-        image=image.info,
+        image=image.info if image else None,
         source=source,
     )

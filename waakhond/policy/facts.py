@@ -36,6 +36,8 @@ class Thresholds(BaseModel):
     nsfw_suggestive: float = Field(ge=0, le=1)
     minor_age_bound: float = Field(ge=18, le=40)
     minor_probability: float = Field(ge=0, le=1)
+    # A prompt intent (0..1, waakhond/signals/prompt.py) counts from this score on.
+    prompt_intent: float = Field(ge=0, le=1)
     cascade_region_score: float = Field(ge=0, le=1)
     cascade_nsfw: float = Field(ge=0, le=1)
 
@@ -51,6 +53,7 @@ FactSet = dict[str, Fact]
 
 def derive_facts(signals: SignalSet, context: Context, t: Thresholds) -> FactSet:
     facts = {name: derive(signals, t) for name, derive in _DERIVATIONS.items()}
+    facts.update(_prompt_facts(signals, t))
     for ctx in Context:
         facts[f"context:{ctx.value}"] = Fact(context is ctx, {})
     facts["synthetic"] = Fact(
@@ -62,7 +65,28 @@ def derive_facts(signals: SignalSet, context: Context, t: Thresholds) -> FactSet
 
 def fact_names() -> set[str]:
     """Every name a rule may use, for validating policy files at load time."""
-    return {*_DERIVATIONS, "synthetic", *(f"context:{c.value}" for c in Context)}
+    return {*_DERIVATIONS, *_PROMPT_FACTS, "synthetic", *(f"context:{c.value}" for c in Context)}
+
+
+# Prompt facts: one per intent the prompt detector scores.
+_PROMPT_FACTS = {f"prompt_{intent}": intent
+                 for intent in ("sexual", "suggestive", "undress", "minor", "real_person")}
+
+
+def _prompt_facts(signals: SignalSet, t: Thresholds) -> FactSet:
+    prompt = signals.prompt
+    facts: FactSet = {}
+    for name, intent in _PROMPT_FACTS.items():
+        score = prompt.scores.get(intent, 0.0) if prompt else 0.0
+        terms = sorted({term for i, term, _ in prompt.lexicon_hits if i == intent}) \
+            if prompt else []
+        evidence: dict[str, Any] = {name: score} if prompt else {}
+        if terms:
+            evidence[f"{name}_terms"] = terms
+        if intent == "real_person" and prompt and prompt.named_person:
+            evidence["named_person"] = prompt.named_person
+        facts[name] = Fact(score >= t.prompt_intent, evidence)
+    return facts
 
 
 def detector_needed(field: str, signals: SignalSet, context: Context, t: Thresholds) -> bool:

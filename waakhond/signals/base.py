@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from waakhond.intake import DecodedImage
+
+if TYPE_CHECKING:
+    from waakhond.signals.prompt import PromptIntents
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom in pixels of the original frame
 
@@ -83,6 +86,7 @@ class SignalSet:
     nsfw: NsfwScore | None = None
     faces: Faces | None = None
     provenance: Provenance | None = None
+    prompt: PromptIntents | None = None
     errors: dict[str, str] = field(default_factory=dict)  # detector name -> what went wrong
     versions: dict[str, str] = field(default_factory=dict)
 

