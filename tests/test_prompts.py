@@ -1,0 +1,199 @@
+"""Prompt screening without models: normalisation, policy on intent fixtures, orchestration.
+
+Sexual intent together with a minor is tested only here, as numbers (DEVELOPERS.md): no test
+prompt combines the two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from tests.signals import ADULT, CHILD, make_signals
+from waakhond import Screener
+from waakhond.config import ScreeningSettings
+from waakhond.core import Action, Context
+from waakhond.errors import EmptyInput, InputTooLarge
+from waakhond.policy import load_policy
+from waakhond.signals.prompt import PromptIntents, named_person, without_benign_phrases
+from waakhond.text.normalise import views
+
+PROMPT, EDIT = Context.PROMPT, Context.EDIT_INPUT
+
+
+# --- normalisation ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "word"),
+    [
+        ("nаked woman", "naked"),  # Cyrillic а
+        ("nυde", "nude"),  # Greek upsilon
+        ("n\u200bu\u200cd\u200de", "nude"),  # zero-width characters
+        ("\u202enude\u202c", "nude"),  # bidi override
+        ("ｎｕｄｅ", "nude"),  # fullwidth
+        ("n4k3d", "naked"),
+        ("p0rn", "porn"),
+        ("n u d e", "nude"),
+        ("n.u.d.e", "nude"),
+        ("n-a-k-e-d", "naked"),
+        ("u_n_d_r_e_s_s her", "undress"),
+        ("nuuuuude", "nude"),
+        ("NAKEDDD", "naked"),
+        ("👙 photo", "bikini"),
+    ],
+)
+def test_obfuscations_are_undone_in_the_plain_view(typed, word):
+    assert word in views(typed)[1].split()
+
+
+def test_real_cyrillic_words_are_left_alone():
+    assert views("раздень её")[1] == "раздень её"
+
+
+def test_benign_phrases_are_blanked_before_keyword_matching():
+    assert "nude" not in without_benign_phrases("nude lipstick on a marble table")
+    assert "breast" not in without_benign_phrases("chicken breast with rice")
+    assert "nude" in without_benign_phrases("nude woman with lipstick")
+
+
+@pytest.mark.parametrize(
+    ("prompt", "name"),
+    [("Taylor Swift on a beach", "Taylor Swift"), ("photo of Barack Obama", "Barack Obama"),
+     ("a castle, painting by Greg Rutkowski", None), ("a red apple", None)],
+)
+def test_named_people_are_noticed_but_artist_credits_are_not(prompt, name):
+    assert named_person(prompt) == name
+
+
+# --- policy on prompt intents -----------------------------------------------------------
+
+
+def intents(**scores: float) -> PromptIntents:
+    full = {i: 0.0 for i in ("sexual", "suggestive", "undress", "minor", "real_person")}
+    full.update(scores)
+    return PromptIntents(scores=full, lexicon_hits=[], classifier={}, languages=[("en", 1.0)])
+
+
+def decide(context: Context, faces=None, country=None, **scores: float):
+    signals = make_signals(faces=faces)
+    signals.prompt = intents(**scores)
+    if context is PROMPT:
+        signals.nudity = signals.nsfw = signals.provenance = None
+    return load_policy(country).decide(signals, context)
+
+
+@pytest.mark.parametrize("harm", ["sexual", "undress"])
+@pytest.mark.parametrize("country", [None, "NL", "US", "KR"])
+def test_sexual_intent_with_a_minor_is_blocked_and_reported(harm, country):
+    decision = decide(PROMPT, country=country, **{harm: 0.9, "minor": 0.9})
+    assert decision.action is Action.BLOCK_AND_REPORT
+    assert "SEXUAL_MINOR" in decision.labels
+    assert decision.dsa.keywords == ("KEYWORD_CHILD_SEXUAL_ABUSE_MATERIAL",)
+
+
+def test_suggestive_intent_with_a_minor_is_blocked():
+    decision = decide(PROMPT, suggestive=0.8, minor=0.8)
+    assert decision.action is Action.BLOCK
+    assert {"SUGGESTIVE", "POSSIBLE_MINOR"} <= set(decision.labels)
+
+
+@pytest.mark.parametrize("harm", ["sexual", "undress", "suggestive"])
+def test_a_sexualising_edit_of_a_photo_with_a_face_is_blocked_whatever_the_wording(harm):
+    decision = decide(EDIT, faces=[ADULT], **{harm: 0.8})
+    assert decision.action is Action.BLOCK
+    assert "NCII_REAL_PERSON" in decision.labels
+
+
+def test_a_sexualising_edit_of_a_photo_of_a_possible_minor_is_blocked_and_reported():
+    decision = decide(EDIT, faces=[CHILD], suggestive=0.8)
+    assert decision.action is Action.BLOCK_AND_REPORT
+    assert "SEXUAL_MINOR" in decision.labels
+
+
+def test_an_undressing_edit_is_refused_even_without_a_detected_face():
+    decision = decide(EDIT, faces=[], undress=0.9)
+    assert decision.action is Action.BLOCK
+
+
+def test_a_harmless_edit_of_a_photo_of_a_child_is_allowed():
+    decision = decide(EDIT, faces=[CHILD], real_person=0.9)
+    assert decision.action is Action.ALLOW
+
+
+def test_a_named_real_person_with_sexual_intent_is_blocked_as_ncii():
+    decision = decide(PROMPT, sexual=0.9, real_person=0.7)
+    assert decision.action is Action.BLOCK
+    assert "NCII_REAL_PERSON" in decision.labels
+
+
+def test_plain_adult_sexual_prompt_is_blocked_by_the_service_terms():
+    decision = decide(PROMPT, sexual=0.9)
+    assert decision.action is Action.BLOCK
+    assert decision.labels == ["ADULT_NUDITY"]
+    assert decision.dsa.decision_ground == "DECISION_GROUND_INCOMPATIBLE_CONTENT"
+
+
+def test_a_suggestive_adult_prompt_is_allowed_with_a_label():
+    decision = decide(PROMPT, suggestive=0.8)
+    assert decision.action is Action.ALLOW
+    assert decision.labels == ["SUGGESTIVE"]
+
+
+@pytest.mark.parametrize("scores", [{"minor": 0.95}, {"real_person": 0.9}, {}])
+def test_prompts_without_sexual_intent_are_allowed(scores):
+    assert decide(PROMPT, **scores).action is Action.ALLOW
+
+
+def test_intent_scores_below_the_threshold_do_not_count():
+    assert decide(PROMPT, sexual=0.45, minor=0.45).action is Action.ALLOW
+
+
+# --- orchestration ----------------------------------------------------------------------
+
+
+@dataclass
+class FakePromptDetector:
+    result: PromptIntents | None = None
+    error: Exception | None = None
+    name: str = "prompt.intents"
+    version: str = "fake-1"
+
+    def run_text(self, text: str, has_image: bool) -> PromptIntents:
+        if self.error:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+def prompt_screener(detector: FakePromptDetector) -> Screener:
+    return Screener(ScreeningSettings(), detectors=[], prompt_detector=detector)
+
+
+def test_check_prompt_returns_an_explained_verdict():
+    screener = prompt_screener(FakePromptDetector(intents(sexual=0.9)))
+    verdict = screener.check_prompt("x", country="fr")
+    assert verdict.action is Action.BLOCK
+    assert verdict.context is PROMPT
+    assert verdict.jurisdiction == ["base", "EU", "FR"]
+    assert verdict.image is None
+    assert verdict.reasons[0].evidence["prompt_sexual"] == 0.9
+
+
+def test_a_failing_prompt_detector_blocks():
+    verdict = prompt_screener(FakePromptDetector(error=RuntimeError("e5 gone"))).check_prompt("x")
+    assert verdict.action is Action.BLOCK
+    assert verdict.reasons[0].rule_id == "system.detector_failure"
+
+
+@pytest.mark.parametrize(("text", "error"), [("", EmptyInput), ("   ", EmptyInput),
+                                              ("a" * 10_001, InputTooLarge)])
+def test_empty_or_huge_prompts_are_refused(text, error):
+    with pytest.raises(error):
+        prompt_screener(FakePromptDetector(intents())).check_prompt(text)
+
+
+def test_the_prompt_context_is_not_for_images():
+    with pytest.raises(ValueError, match="check_prompt"):
+        prompt_screener(FakePromptDetector(intents())).check_image(b"x", context="prompt")
