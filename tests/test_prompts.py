@@ -31,7 +31,7 @@ PROMPT, EDIT = Context.PROMPT, Context.EDIT_INPUT
         ("nаked woman", "naked"),  # Cyrillic а
         ("nυde", "nude"),  # Greek upsilon
         ("n\u200bu\u200cd\u200de", "nude"),  # zero-width characters
-        ("\u202enude\u202c", "nude"),  # bidi override
+        ("\u202eedun\u202c", "nude"),  # right-to-left override: shown as "nude"
         ("ｎｕｄｅ", "nude"),  # fullwidth
         ("n4k3d", "naked"),
         ("p0rn", "porn"),
@@ -197,3 +197,25 @@ def test_empty_or_huge_prompts_are_refused(text, error):
 def test_the_prompt_context_is_not_for_images():
     with pytest.raises(ValueError, match="check_prompt"):
         prompt_screener(FakePromptDetector(intents())).check_image(b"x", context="prompt")
+
+
+# --- data files -------------------------------------------------------------------------
+
+
+def test_every_lexicon_and_the_benign_phrases_load():
+    from waakhond.signals.prompt import _benign_patterns
+    from waakhond.text.lexicon import lexicons
+
+    assert len(lexicons()) >= 34
+    assert all({"sexual", "undress", "minor"} <= set(lex.patterns) for lex in lexicons().values())
+    phrases, colour = _benign_patterns()
+    assert phrases.search("chicken breast") and colour.search("lipstick")
+
+
+def test_nude_as_a_colour_is_not_a_keyword_in_any_language():
+    assert "nude" not in without_benign_phrases("rossetto nude e décolleté color nude")
+    assert "nude" in without_benign_phrases("nude woman on a sofa")
+
+
+def test_a_product_word_elsewhere_does_not_excuse_nude():
+    assert "nude" in without_benign_phrases("nude woman on a bed, red lipstick, 8k photo")

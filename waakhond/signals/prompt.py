@@ -42,17 +42,45 @@ class PromptIntents:
     named_person: str | None = None
 
 
+_NUDE_WORD = re.compile(r"nude\w*|ヌード|누드")
+# Words on either side of "nude" in which a product word makes it a colour ("pumps in nude").
+_COLOUR_WINDOW = 2
+_CJK_START = 0x2E80
+
+
+def _alternation(phrases: list[str]) -> re.Pattern[str]:
+    def bounded(phrase: str) -> str:
+        # Chinese, Japanese and Korean are written without spaces: no word boundaries there.
+        if ord(phrase[0]) >= _CJK_START:
+            return re.escape(phrase)
+        return rf"(?<!\w){re.escape(phrase)}(?!\w)"
+
+    return re.compile("|".join(bounded(p) for p in sorted(phrases, key=len, reverse=True)))
+
+
 @cache
-def _benign_patterns() -> re.Pattern[str]:
-    phrases = [p for group in yaml.safe_load(BENIGN_PHRASES.read_text("utf-8")).values()
-               for p in group]
-    ordered = sorted(phrases, key=len, reverse=True)
-    return re.compile("|".join(rf"(?<!\w){re.escape(p)}(?!\w)" for p in ordered))
+def _benign_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    groups = yaml.safe_load(BENIGN_PHRASES.read_text("utf-8"))
+    colour = groups.pop("nude_colour_context")
+    phrases = [p for group in groups.values() for p in group]
+    return _alternation(phrases), _alternation(colour)
 
 
 def without_benign_phrases(text: str) -> str:
-    """Blank out phrases whose keywords are harmless there ("nude lipstick", "chicken breast")."""
-    return _benign_patterns().sub(" ", text)
+    """Blank out phrases whose keywords are harmless there ("chicken breast", "naked eye"),
+    and "nude" where the prompt is about lipstick, shoes or palettes, in any language."""
+    phrases, colour_context = _benign_patterns()
+    text = phrases.sub(" ", text)
+
+    def colour_or_not(match: re.Match[str]) -> str:
+        # Only next to the product ("nude lipstick", "pumps in nude"), so that adding the word
+        # "lipstick" somewhere else cannot excuse "nude woman".
+        before = text[: match.start()].split()[-_COLOUR_WINDOW:]
+        after = text[match.end():].split()[:_COLOUR_WINDOW]
+        near = " ".join([*before, "|", *after])
+        return " " if colour_context.search(near) else match.group()
+
+    return _NUDE_WORD.sub(colour_or_not, text)
 
 
 class PromptIntentDetector:
@@ -73,7 +101,7 @@ class PromptIntentDetector:
             (without_benign_phrases(typed), without_benign_phrases(plain)),
             [code for code, _ in languages],
         )
-        probabilities = self._model.probabilities(self._embedder.embed([plain]))[0]
+        probabilities = self._model.scores(self._embedder.embed([plain]))[0]
         classifier = {i: round(float(p), 4) for i, p in zip(self._model.intents, probabilities,
                                                                strict=True)}
         found = {hit.intent for hit in hits}

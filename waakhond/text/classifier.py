@@ -38,18 +38,35 @@ class LogisticModel:
     weights: np.ndarray  # embedding dimension x intents
     bias: np.ndarray  # intents
     intents: tuple[str, ...]
+    # Per intent, the probability chosen as the operating point (see ``with_thresholds``).
+    thresholds: np.ndarray | None = None
 
     def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-(embeddings @ self.weights + self.bias)))
 
-    def save(self, path: Path, **metadata: str) -> None:
+    def scores(self, embeddings: np.ndarray) -> np.ndarray:
+        """Probabilities shifted on the logit scale so each intent's operating point is 0.5,
+        the one threshold the policy uses for every intent score."""
+        logits = embeddings @ self.weights + self.bias
+        if self.thresholds is not None:
+            logits = logits - np.log(self.thresholds / (1 - self.thresholds))
+        return 1.0 / (1.0 + np.exp(-logits))
+
+    def with_thresholds(self, thresholds: np.ndarray) -> LogisticModel:
+        return LogisticModel(self.weights, self.bias, self.intents,
+                             thresholds.astype(np.float32))
+
+    def save(self, path: Path, **metadata: np.ndarray) -> None:
+        extra = {} if self.thresholds is None else {"thresholds": self.thresholds}
         np.savez_compressed(path, weights=self.weights, bias=self.bias,
-                            intents=np.array(self.intents), **metadata)
+                            intents=np.array(self.intents), **extra, **metadata)
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> LogisticModel:
         with np.load(path) as data:
-            return cls(data["weights"], data["bias"], tuple(str(i) for i in data["intents"]))
+            thresholds = data.get("thresholds")
+            return cls(data["weights"], data["bias"], tuple(str(i) for i in data["intents"]),
+                       thresholds)
 
 
 def fit(embeddings: np.ndarray, labels: np.ndarray, intents: tuple[str, ...],

@@ -23,7 +23,13 @@ INTENTS = ("sexual", "suggestive", "undress", "minor", "real_person", "pronoun")
 ALWAYS = "en"
 # A language joins the match when the identifier gives it at least this probability.
 _PLAUSIBLE = 0.05
-_LATIN_TEXT = re.compile(r"[a-zà-ɏ]")
+# Languages written in Latin script: only these can collide with each other's everyday words.
+# (The Hindi lexicon holds romanised Hinglish too, but Devanagari is its own script.)
+LATIN_SCRIPT = frozenset({"cs", "da", "de", "en", "es", "et", "fi", "fr", "ga", "hr", "hu", "id",
+                          "it", "lt", "lv", "ms", "mt", "nl", "pl", "pt", "ro", "sk", "sl", "sv",
+                          "tr"})
+# A word character, including the combining vowel signs of Indic scripts that \w misses.
+_WORD_CHAR = r"[\w\u0300-\u036f\u0900-\u0dff]"
 
 
 @dataclass(frozen=True)
@@ -54,8 +60,8 @@ class Lexicon:
 def _term_pattern(term: str, words: bool) -> str:
     prefix = term.endswith("*")
     parts = [re.escape(part) for part in term.rstrip("*").split()]
-    body = r"\s+".join(parts) + (r"\w*" if prefix else "")
-    return rf"(?<!\w){body}(?!\w)" if words else body
+    body = r"\s+".join(parts) + (rf"{_WORD_CHAR}*" if prefix else "")
+    return rf"(?<!{_WORD_CHAR}){body}(?!{_WORD_CHAR})" if words else body
 
 
 def _compile(terms: list[str], words: bool) -> re.Pattern[str] | None:
@@ -70,8 +76,10 @@ def _age_pattern(units: list[str], words: bool) -> re.Pattern[str] | None:
     """An age under 18 written as a number and a unit: "12 year", "12yo", "12 jaar"."""
     if not units:
         return None
-    unit = "|".join(_term_pattern(u, words) for u in sorted(units, key=len, reverse=True))
-    return re.compile(rf"(?<!\d)(?:1[0-7]|[1-9])(?:\s*|-)(?:{unit})")
+    # The unit may follow the number directly ("12yo", "12enne"), so no boundary before it.
+    unit = "|".join(_term_pattern(u, False) for u in sorted(units, key=len, reverse=True))
+    tail = f"(?!{_WORD_CHAR})" if words else ""
+    return re.compile(rf"(?<![\d.,])(?:1[0-7]|[1-9])(?:\s*|-)(?:{unit}){tail}")
 
 
 def _load(path: Path) -> Lexicon:
@@ -84,10 +92,9 @@ def _load(path: Path) -> Lexicon:
             for intent in INTENTS
             if (pattern := _compile(terms.get(intent) or [], words)) is not None
         }
-        sample = " ".join(t for intent in INTENTS for t in terms.get(intent) or [])
         return Lexicon(
             language=data["language"],
-            latin=bool(_LATIN_TEXT.search(sample)) and data["language"] not in ("ja", "zh", "ko"),
+            latin=data["language"] in LATIN_SCRIPT,
             patterns=patterns,
             age=_age_pattern(data.get("age_units") or [], words),
         )

@@ -57,10 +57,15 @@ _EMOJI_WORDS = {
 _EMOJI = re.compile("|".join(map(re.escape, _EMOJI_WORDS)))
 
 
+# A right-to-left override (U+202E) up to its pop (U+202C) or the end: shown reversed.
+_OVERRIDE = re.compile("\u202e([^\u202c]*)\u202c?")
+
+
 def clean(text: str) -> str:
-    """NFKC (folds fullwidth and styled letters), lower case, invisible characters removed,
-    whitespace collapsed."""
+    """NFKC (folds fullwidth and styled letters), text under a right-to-left override read as
+    it is displayed, lower case, invisible characters removed, whitespace collapsed."""
     text = unicodedata.normalize("NFKC", text)
+    text = _OVERRIDE.sub(lambda m: m.group(1)[::-1], text)
     text = _INVISIBLE.sub("", text).casefold()
     return " ".join(text.split())
 
