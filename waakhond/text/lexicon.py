@@ -21,8 +21,8 @@ from waakhond.errors import PolicyError
 LEXICON_DIR = Path(__file__).with_name("lexicons")
 INTENTS = ("sexual", "suggestive", "undress", "minor", "real_person", "pronoun")
 ALWAYS = "en"
-# A language joins the match when the identifier gives it at least this probability.
-_PLAUSIBLE = 0.05
+# A language other than the most likely one joins the match from this probability on.
+_PLAUSIBLE = 0.15
 # Languages written in Latin script: only these can collide with each other's everyday words.
 # (The Hindi lexicon holds romanised Hinglish too, but Devanagari is its own script.)
 LATIN_SCRIPT = frozenset({"cs", "da", "de", "en", "es", "et", "fi", "fr", "ga", "hr", "hu", "id",
@@ -39,22 +39,63 @@ class Hit:
     language: str
 
 
+# Intents matched in every language, whatever the prompt's identified language, so that one
+# foreign word in an English prompt ("woman desnuda on the beach") is still read. Minor and
+# person words are not: a collision there would turn an adult prompt into a report.
+CROSS_LANGUAGE = ("sexual", "undress")
+# Cross-language and misspelling matches need this many letters, so short words that mean
+# something else elsewhere ("gol" is "naked" in Romanian and "goal" in Spanish) stay out.
+_MIN_FOREIGN = 5
+_TOKEN = re.compile(r"\w+")
+
+
 @dataclass(frozen=True)
 class Lexicon:
     language: str
     latin: bool  # written in Latin script: collisions with other Latin languages possible
     patterns: dict[str, re.Pattern[str]]
     age: re.Pattern[str] | None
+    # Single words of the cross-language intents, for matching misspellings.
+    words: dict[str, str]
+    missing_letter: dict[str, str]  # each word with one letter left out -> the word
 
-    def hits(self, text: str) -> list[Hit]:
+    def hits(self, text: str, intents: tuple[str, ...] = INTENTS) -> list[Hit]:
         found = [
             Hit(intent, match.group(), self.language)
-            for intent, pattern in self.patterns.items()
+            for intent, pattern in self.patterns.items() if intent in intents
             for match in pattern.finditer(text)
         ]
-        if self.age:
+        if self.age and "minor" in intents:
             found += [Hit("minor", m.group(), self.language) for m in self.age.finditer(text)]
         return found
+
+    def misspellings(self, text: str) -> list[Hit]:
+        """Words one letter short of, or one letter longer than, a listed word ("nakte" for
+        "nackte"). Substituted letters are not matched: "baked" must not read as "naked"."""
+        found = []
+        for token in _TOKEN.findall(text):
+            if len(token) < _MIN_FOREIGN or token in self.words:
+                continue
+            word = self.missing_letter.get(token) or next(
+                (d for d in _deletions(token) if d in self.words), None)
+            if word:
+                found.append(Hit(self.words[word], f"{token}~{word}", self.language))
+        return found
+
+
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+def _fuzzy_words(terms: dict[str, list[str]]) -> tuple[dict[str, str], dict[str, str]]:
+    words = {
+        term: intent
+        for intent in CROSS_LANGUAGE
+        for term in terms.get(intent) or []
+        if len(term) >= _MIN_FOREIGN and term.isalpha()
+    }
+    missing = {d: word for word in words for d in _deletions(word) if d not in words}
+    return words, missing
 
 
 def _term_pattern(term: str, words: bool) -> str:
@@ -92,11 +133,14 @@ def _load(path: Path) -> Lexicon:
             for intent in INTENTS
             if (pattern := _compile(terms.get(intent) or [], words)) is not None
         }
+        fuzzy_words, missing_letter = _fuzzy_words(terms) if words else ({}, {})
         return Lexicon(
             language=data["language"],
             latin=data["language"] in LATIN_SCRIPT,
             patterns=patterns,
             age=_age_pattern(data.get("age_units") or [], words),
+            words=fuzzy_words,
+            missing_letter=missing_letter,
         )
     except (yaml.YAMLError, KeyError, TypeError, re.error) as exc:
         raise PolicyError(f"lexicon {path.name}: {exc}") from exc
@@ -115,19 +159,26 @@ def _identifier() -> LanguageIdentifier:
 
 
 def languages_of(text: str) -> list[tuple[str, float]]:
-    """The plausible languages of a prompt, most likely first."""
-    ranked = _identifier().rank(text)
-    return [(code, round(float(p), 3)) for code, p in ranked[:3] if p >= _PLAUSIBLE]
+    """The plausible languages of a prompt, most likely first: the top one, and any other
+    the identifier is not merely guessing at (it spreads small shares on short prompts)."""
+    ranked = [(code, round(float(p), 3)) for code, p in _identifier().rank(text)[:3]]
+    return ranked[:1] + [(code, p) for code, p in ranked[1:] if p >= _PLAUSIBLE]
 
 
 def match(texts: tuple[str, ...], languages: list[str]) -> list[Hit]:
-    """Every lexicon hit in any of the texts, from English, the given languages, and every
-    language in a non-Latin script (those cannot collide with Latin-script words)."""
+    """Every lexicon hit in any of the texts: all intents from English, the given languages
+    and every language in a non-Latin script (those cannot collide with Latin-script words);
+    long sexual and undressing words from every other language; and misspellings of those
+    in the last text (the de-obfuscated view)."""
     hits: dict[tuple[str, str, str], Hit] = {}
     for code, lexicon in lexicons().items():
-        if code != ALWAYS and code not in languages and lexicon.latin:
-            continue
-        for text in texts:
-            for hit in lexicon.hits(text):
-                hits.setdefault((hit.intent, hit.term, hit.language), hit)
+        trusted = code == ALWAYS or code in languages or not lexicon.latin
+        found = [hit for text in texts
+                 for hit in lexicon.hits(text, INTENTS if trusted else CROSS_LANGUAGE)]
+        if not trusted:
+            found = [hit for hit in found if len(hit.term) >= _MIN_FOREIGN]
+        elif texts:
+            found += lexicon.misspellings(texts[-1])
+        for hit in found:
+            hits.setdefault((hit.intent, hit.term, hit.language), hit)
     return list(hits.values())

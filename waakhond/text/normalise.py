@@ -62,10 +62,9 @@ _OVERRIDE = re.compile("\u202e([^\u202c]*)\u202c?")
 
 
 def clean(text: str) -> str:
-    """NFKC (folds fullwidth and styled letters), text under a right-to-left override read as
-    it is displayed, lower case, invisible characters removed, whitespace collapsed."""
+    """NFKC (folds fullwidth and styled letters), lower case, invisible characters removed,
+    whitespace collapsed."""
     text = unicodedata.normalize("NFKC", text)
-    text = _OVERRIDE.sub(lambda m: m.group(1)[::-1], text)
     text = _INVISIBLE.sub("", text).casefold()
     return " ".join(text.split())
 
@@ -80,9 +79,11 @@ def deobfuscate(cleaned: str) -> str:
 
 
 def views(text: str) -> tuple[str, str]:
-    """(as typed, de-obfuscated): both lower case, both free of invisible characters."""
-    cleaned = clean(text)
-    return cleaned, deobfuscate(cleaned)
+    """(as typed, de-obfuscated): both lower case, both free of invisible characters. The
+    de-obfuscated view reads text under a right-to-left override as it is displayed, the typed
+    view as it was typed, so reversing a word hides it from neither."""
+    displayed = _OVERRIDE.sub(lambda m: m.group(1)[::-1], text)
+    return clean(text), deobfuscate(clean(displayed))
 
 
 def _fold_word(word: str) -> str:
