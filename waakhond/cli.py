@@ -117,7 +117,7 @@ def _check(args: argparse.Namespace) -> int:
         overrides["cascade"] = args.cascade
     job = (args.context, args.country, overrides)
     outcomes = _run(targets, job, workers)
-    return _report(outcomes, args.json, show_progress=len(targets) > 1)
+    return _report(outcomes, args.json, show_progress=len(targets) > 1, unit="files")
 
 
 def _expand(paths: list[Path]) -> Iterator[tuple[Path, bool]]:
@@ -177,7 +177,8 @@ def _run(targets: list[tuple[Path, bool]], job: tuple[str, str | None, dict[str,
         yield from pool.imap(_screen_one, targets, chunksize=2)
 
 
-def _report(outcomes: Iterator[Outcome], as_json: bool, show_progress: bool) -> int:
+def _report(outcomes: Iterator[Outcome], as_json: bool, show_progress: bool,
+            unit: str) -> int:
     from tqdm import tqdm
 
     counts: Counter[str] = Counter()
@@ -196,7 +197,7 @@ def _report(outcomes: Iterator[Outcome], as_json: bool, show_progress: bool) -> 
             print(json.dumps(outcome.verdict) if as_json else outcome.text, flush=True)
     if show_progress:
         summary = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
-        print(f"waakhond: {sum(counts.values())} files: {summary}", file=sys.stderr)
+        print(f"waakhond: {sum(counts.values())} {unit}: {summary}", file=sys.stderr)
     if unreadable:
         return EXIT_UNREADABLE
     return EXIT_BLOCKED if blocked else EXIT_OK
@@ -226,7 +227,7 @@ def _check_prompt(args: argparse.Namespace) -> int:
     except (WaakhondError, OSError) as exc:
         print(f"waakhond: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
-    return _report(iter(outcomes), args.json, show_progress=len(outcomes) > 1)
+    return _report(iter(outcomes), args.json, show_progress=len(outcomes) > 1, unit="prompts")
 
 
 def _prompt_outcome(screener: Any, text: str, image: bytes | None,

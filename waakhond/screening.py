@@ -110,8 +110,8 @@ class Screener:
         decoded = decode_image(image, self.settings.intake) if image is not None else None
         timings = {"intake": _ms_since(started)}
         signals = SignalSet()
+        detector = self.prompt_detector  # loads the text models on first use, not timed
         started = time.perf_counter()
-        detector = self.prompt_detector
         try:
             signals.prompt = detector.run_text(text, has_image=image is not None)
         except Exception as exc:  # recorded; the policy blocks on any detector failure
