@@ -106,6 +106,15 @@ def test_a_sexualising_edit_of_a_photo_with_a_face_is_blocked_whatever_the_wordi
     assert "NCII_REAL_PERSON" in decision.labels
 
 
+def test_a_sexualising_edit_of_a_face_photo_is_not_labelled_adult_nudity():
+    decision = decide(EDIT, faces=[ADULT], undress=0.9, suggestive=0.9)
+    assert "ADULT_NUDITY" not in decision.labels
+
+
+def test_a_sexual_edit_of_a_photo_without_a_face_is_still_blocked():
+    assert decide(EDIT, faces=[], sexual=0.9).action is Action.BLOCK
+
+
 def test_a_sexualising_edit_of_a_photo_of_a_possible_minor_is_blocked_and_reported():
     decision = decide(EDIT, faces=[CHILD], suggestive=0.8)
     assert decision.action is Action.BLOCK_AND_REPORT
