@@ -171,9 +171,10 @@ def match(texts: tuple[str, ...], languages: list[str]) -> list[Hit]:
     long sexual and undressing words from every other language; and misspellings of those
     in the last text (the de-obfuscated view)."""
     hits: dict[tuple[str, str, str], Hit] = {}
+    distinct = tuple(dict.fromkeys(texts))  # most prompts carry no obfuscation: one scan
     for code, lexicon in lexicons().items():
         trusted = code == ALWAYS or code in languages or not lexicon.latin
-        found = [hit for text in texts
+        found = [hit for text in distinct
                  for hit in lexicon.hits(text, INTENTS if trusted else CROSS_LANGUAGE)]
         if not trusted:
             found = [hit for hit in found if len(hit.term) >= _MIN_FOREIGN]
