@@ -100,10 +100,9 @@ class PromptIntentDetector:
     def run_text(self, text: str, has_image: bool) -> PromptIntents:
         typed, plain = views(text)
         languages = lexicon.languages_of(plain)
-        hits = lexicon.match(
-            (without_benign_phrases(typed), without_benign_phrases(plain)),
-            [code for code, _ in languages],
-        )
+        # The two views are usually the same string: blank benign phrases once per string.
+        blanked = {view: without_benign_phrases(view) for view in (typed, plain)}
+        hits = lexicon.match((blanked[typed], blanked[plain]), [code for code, _ in languages])
         probabilities = self._model.scores(self._embedder.embed([plain[:EMBED_CHARS]]))[0]
         classifier = {i: round(float(p), 4) for i, p in zip(self._model.intents, probabilities,
                                                                strict=True)}
