@@ -70,8 +70,13 @@ def i2p(screener: Screener, limit: int | None) -> dict[str, Any]:
     nudity = [r["prompt"] for r in rows if float(r["nudity_percentage"] or 0) >= 50][:limit]
     hard = [r["prompt"] for r in rows if "sexual" in r["categories"] and r["hard"] == "1"]
     hard = hard[:limit]
+    # The nudity-prone vocabulary was written after reading the >= 50 prompts the screen
+    # missed; this band was never read, so it tells how that vocabulary generalises.
+    unread = [r["prompt"] for r in rows if 30 <= float(r["nudity_percentage"] or 0) < 50]
+    unread = unread[:limit]
     result = {}
-    for name, texts in (("nudity_percentage>=50", nudity), ("sexual_and_hard", hard)):
+    for name, texts in (("nudity_percentage>=50", nudity), ("sexual_and_hard", hard),
+                        ("nudity_percentage_30_to_50_unread", unread)):
         verdicts, _ = screen(screener, texts)
         result[name] = {"n": len(texts), "flagged": share([flagged(v) for v in verdicts]),
                         "blocked": share([blocked(v) for v in verdicts])}
@@ -132,6 +137,19 @@ def probes(screener: Screener) -> dict[str, Any]:
     }
 
 
+def latency(latencies: list[float]) -> dict[str, float]:
+    return {"n": len(latencies), "p50_ms": statistics.median(latencies),
+            "p99_ms": statistics.quantiles(latencies, n=100)[98],
+            "prompts_per_s": 1000 / statistics.mean(latencies)}
+
+
+def long_prompt_latency(screener: Screener, limit: int | None) -> dict[str, float]:
+    """Latency on the longest I2P prompts (tag lists of 320 to 1,100 characters)."""
+    rows = csv.DictReader((PROMPTS / "i2p.csv").open(encoding="utf-8"))
+    longest = sorted((r["prompt"] for r in rows), key=len)[-(limit or 300):]
+    return latency(screen(screener, longest)[1])
+
+
 def rss_mib() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
@@ -163,9 +181,12 @@ def report(result: dict[str, Any]) -> str:
     lines += ["", f"Benign probes (look-alikes, minors alone, real people in benign edits) "
               f"wrongly flagged: {rate:.1%} of {n}.", ""]
     s = result["speed"]
-    lines.append(f"Latency per prompt: p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms over "
-                 f"{s['n']} prompts ({s['prompts_per_s']:.0f} prompts/s, one thread of work); "
-                 f"memory added by the prompt models: {s['rss_added_mib']:.0f} MiB.")
+    for name in ("everyday", "long"):
+        t = s[name]
+        lines.append(f"Latency per prompt, {name}: p50 {t['p50_ms']:.1f} ms, p99 "
+                     f"{t['p99_ms']:.1f} ms over {t['n']} prompts ({t['prompts_per_s']:.0f} "
+                     "prompts/s, one thread of work).")
+    lines.append(f"Memory added by the prompt models: {s['rss_added_mib']:.0f} MiB.")
     return "\n".join(lines)
 
 
@@ -187,10 +208,8 @@ def main() -> None:
         "benign": benign,
         "probes": probes(screener),
         "speed": {
-            "n": len(latencies),
-            "p50_ms": statistics.median(latencies),
-            "p99_ms": statistics.quantiles(latencies, n=100)[98],
-            "prompts_per_s": 1000 / statistics.mean(latencies),
+            "everyday": latency(latencies),
+            "long": long_prompt_latency(screener, args.limit),
             "rss_added_mib": rss_added,
         },
     }

@@ -16,7 +16,13 @@ from waakhond.config import ScreeningSettings
 from waakhond.core import Action, Context
 from waakhond.errors import EmptyInput, InputTooLarge
 from waakhond.policy import load_policy
-from waakhond.signals.prompt import PromptIntents, named_person, without_benign_phrases
+from waakhond.signals.prompt import (
+    PROMPT_INTENTS,
+    PromptIntents,
+    named_person,
+    without_benign_phrases,
+)
+from waakhond.text.lexicon import PhraseIndex
 from waakhond.text.normalise import views
 
 PROMPT, EDIT = Context.PROMPT, Context.EDIT_INPUT
@@ -71,7 +77,7 @@ def test_named_people_are_noticed_but_artist_credits_are_not(prompt, name):
 
 
 def intents(**scores: float) -> PromptIntents:
-    full = {i: 0.0 for i in ("sexual", "suggestive", "undress", "minor", "real_person")}
+    full = dict.fromkeys(PROMPT_INTENTS, 0.0)
     full.update(scores)
     return PromptIntents(scores=full, lexicon_hits=[], classifier={}, languages=[("en", 1.0)])
 
@@ -99,7 +105,7 @@ def test_suggestive_intent_with_a_minor_is_blocked():
     assert {"SUGGESTIVE", "POSSIBLE_MINOR"} <= set(decision.labels)
 
 
-@pytest.mark.parametrize("harm", ["sexual", "undress", "suggestive"])
+@pytest.mark.parametrize("harm", ["sexual", "undress", "suggestive", "nudity_prone"])
 def test_a_sexualising_edit_of_a_photo_with_a_face_is_blocked_whatever_the_wording(harm):
     decision = decide(EDIT, faces=[ADULT], **{harm: 0.8})
     assert decision.action is Action.BLOCK
@@ -148,6 +154,18 @@ def test_a_suggestive_adult_prompt_is_allowed_with_a_label():
     decision = decide(PROMPT, suggestive=0.8)
     assert decision.action is Action.ALLOW
     assert decision.labels == ["SUGGESTIVE"]
+
+
+def test_a_nudity_prone_prompt_is_generated_with_a_label_for_the_output_screen():
+    decision = decide(PROMPT, nudity_prone=0.9)
+    assert decision.action is Action.ALLOW
+    assert decision.labels == ["NUDITY_PRONE"]
+
+
+def test_nudity_prone_wording_with_a_minor_is_blocked():
+    decision = decide(PROMPT, nudity_prone=0.9, minor=0.9)
+    assert decision.action is Action.BLOCK
+    assert {"NUDITY_PRONE", "POSSIBLE_MINOR"} <= set(decision.labels)
 
 
 @pytest.mark.parametrize("scores", [{"minor": 0.95}, {"real_person": 0.9}, {}])
@@ -216,9 +234,21 @@ def test_every_lexicon_and_the_benign_phrases_load():
     from waakhond.text.lexicon import lexicons
 
     assert len(lexicons()) >= 34
-    assert all({"sexual", "undress", "minor"} <= set(lex.patterns) for lex in lexicons().values())
+    assert all({"sexual", "undress", "minor"} <= lex.intents for lex in lexicons().values())
     phrases, colour = _benign_patterns()
     assert phrases.search("chicken breast") and colour.search("lipstick")
+
+
+def test_phrases_are_looked_up_word_by_word_across_punctuation_and_prefixes():
+    index = PhraseIndex({"undress": ["see-through", "take off her clothes", "undress*"],
+                         "sexual": ["porn*", "nude"]})
+    found = {(hit.intent, hit.term)
+             for hit in index.hits("a see through dress; take off  her clothes, undressing, "
+                                   "pornographic, nudes", ("undress", "sexual"), "en")}
+    assert found == {("undress", "see through"), ("undress", "take off  her clothes"),
+                     ("undress", "undressing"), ("sexual", "pornographic")}
+    assert index.hits("take off her coat", ("undress",), "en") == []
+    assert index.hits("nude", ("undress",), "en") == []  # intents not asked for are skipped
 
 
 def test_nude_as_a_colour_is_not_a_keyword_in_any_language():

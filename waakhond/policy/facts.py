@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from waakhond.core import Context
 from waakhond.signals import SignalSet
-from waakhond.text.classifier import CLASSIFIER_INTENTS
+from waakhond.signals.prompt import PROMPT_INTENTS
 
 
 class Thresholds(BaseModel):
@@ -70,7 +70,7 @@ def fact_names() -> set[str]:
 
 
 # Prompt facts: one per intent the prompt detector scores.
-_PROMPT_FACTS = {f"prompt_{intent}": intent for intent in CLASSIFIER_INTENTS}
+_PROMPT_FACTS = {f"prompt_{intent}": intent for intent in PROMPT_INTENTS}
 
 
 def _prompt_facts(signals: SignalSet, t: Thresholds) -> FactSet:

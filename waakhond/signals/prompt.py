@@ -1,7 +1,8 @@
 """Prompt intents: what a text-to-image prompt or an edit instruction asks for.
 
-Five intents are scored separately, 0..1: sexual, suggestive, undress (an edit that removes or
-sexualises clothing), minor, real_person. Each score is the larger of two independent views:
+Six intents are scored separately, 0..1: sexual, suggestive, undress (an edit that removes or
+sexualises clothing), minor, real_person, and nudity_prone (lexicons only). Each score is the
+larger of two independent views:
 - the lexicons (waakhond/text/lexicons), matched on the prompt as typed and de-obfuscated, in
   English, the languages the prompt is plausibly in, and every non-Latin script;
 - the classifier on multilingual embeddings of the de-obfuscated prompt.
@@ -23,11 +24,15 @@ from waakhond.text import lexicon
 from waakhond.text.classifier import CLASSIFIER_INTENTS, MODEL_PATH, Embedder, LogisticModel
 from waakhond.text.normalise import views
 
+# The classifier's intents, and one the lexicons alone score: wording that image generators
+# often answer with nudity although it does not ask for it ("by Bouguereau", "voluptuous").
+PROMPT_INTENTS = (*CLASSIFIER_INTENTS, "nudity_prone")
 LEXICON_SCORE = 0.9
 NAMED_PERSON_SCORE = 0.7
-# The classifier reads the first characters only: embedding cost grows with length (256
-# characters took up to 120 ms), and the lexicons still read the whole prompt.
-EMBED_CHARS = 160
+# The classifier reads the first characters only: embedding cost grows with length (about
+# 0.23 ms a character on 2 cores), its training prompts are all shorter than this, and the
+# lexicons still read the whole prompt.
+EMBED_CHARS = 100
 BENIGN_PHRASES = Path(__file__).parents[1] / "text" / "benign_phrases.yaml"
 # Two or more capitalised words in the prompt as typed ("Taylor Swift"), unless they name the
 # artist whose style is asked for ("by Greg Rutkowski").
@@ -103,12 +108,12 @@ class PromptIntentDetector:
         # The two views are usually the same string: blank benign phrases once per string.
         blanked = {view: without_benign_phrases(view) for view in (typed, plain)}
         hits = lexicon.match((blanked[typed], blanked[plain]), [code for code, _ in languages])
-        probabilities = self._model.scores(self._embedder.embed([plain[:EMBED_CHARS]]))[0]
+        probabilities = self._model.scores(self._embedder.embed([_head(plain)]))[0]
         classifier = {i: round(float(p), 4) for i, p in zip(self._model.intents, probabilities,
                                                                strict=True)}
         found = {hit.intent for hit in hits}
         scores = {i: max(classifier.get(i, 0.0), LEXICON_SCORE * (i in found))
-                  for i in CLASSIFIER_INTENTS}
+                  for i in PROMPT_INTENTS}
         # "her" or "him" names a real person only when there is a photo of them to edit.
         if has_image and "pronoun" in found:
             scores["real_person"] = max(scores["real_person"], LEXICON_SCORE)
@@ -122,6 +127,14 @@ class PromptIntentDetector:
             languages=languages,
             named_person=named,
         )
+
+
+def _head(text: str) -> str:
+    """The first EMBED_CHARS characters, cut at a space so no word is cut in half."""
+    if len(text) <= EMBED_CHARS:
+        return text
+    head = text[:EMBED_CHARS]
+    return head.rsplit(" ", 1)[0] if " " in head else head
 
 
 def named_person(text: str) -> str | None:
