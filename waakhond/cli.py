@@ -4,6 +4,7 @@ Exit codes (documented in the README):
   0  everything was screened and nothing is blocked
   2  bad usage, or some input could not be screened (unreadable, too large, unknown country)
   3  everything was screened and at least one verdict blocks the content
+     (``match``: at least one image matches a bank)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from waakhond.cli_banks import add_commands as add_bank_commands
 from waakhond.config import ScreeningSettings
 from waakhond.core import Context
 from waakhond.errors import UnsupportedType, WaakhondError
@@ -91,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     policy = commands.add_parser("policy", help="show the rules that apply in a country")
     policy.add_argument("--country", help="ISO 3166 country code (default: base policy)")
     policy.set_defaults(handler=_policy)
+    add_bank_commands(commands)
     return parser
 
 
@@ -147,7 +150,17 @@ def _init_worker(job: tuple[str, str | None, dict[str, Any]]) -> None:
     from waakhond.screening import Screener
 
     _job = job
-    _screener = Screener(ScreeningSettings.from_env(**job[2]))
+    _screener = Screener(ScreeningSettings.from_env(**job[2]), matcher=_bank_matcher())
+
+
+def _bank_matcher() -> Any:
+    """The default database's banks: matches are reported, and what is blocked as CSAM or
+    NCII joins the own_removals bank."""
+    from waakhond.hashing.banks import BankService
+    from waakhond.hashing.matcher import HashMatcher
+    from waakhond.store import Database
+
+    return HashMatcher(BankService(Database()))
 
 
 def _screen_one(target: tuple[Path, bool]) -> Outcome:

@@ -21,23 +21,32 @@ from waakhond.policy import Policy, load_policy, normalise_country
 from waakhond.signals import Detector, SignalSet
 
 if TYPE_CHECKING:
+    from waakhond.hashing.matcher import HashMatcher
     from waakhond.signals.prompt import PromptIntentDetector
 
 log = logging.getLogger(__name__)
 # Longer than any real prompt; a wall of text is refused rather than embedded.
 MAX_PROMPT_CHARS = 10_000
+# Content blocked with these labels is added to the own_removals bank: a re-upload is caught
+# by its hash, before any model runs.
+REMOVAL_LABELS = frozenset({"SEXUAL_MINOR", "NCII_REAL_PERSON"})
 
 
-def default_detectors(settings: ScreeningSettings) -> list[Detector]:
-    """The real detectors, in the order they must run (faces reads NudeNet's face boxes)."""
+def default_detectors(settings: ScreeningSettings,
+                      matcher: HashMatcher | None = None) -> list[Detector]:
+    """The real detectors, in the order they must run (banks read the hashes, faces read
+    NudeNet's face boxes)."""
+    from waakhond.signals.bank_match import BankMatchDetector
     from waakhond.signals.faces import FaceAgeDetector
     from waakhond.signals.hashes import HashDetector
     from waakhond.signals.nudity import NudeNetDetector, OpenNsfwDetector
     from waakhond.signals.provenance import C2paDetector
 
     threads = settings.model_threads
+    banks: list[Detector] = [BankMatchDetector(matcher)] if matcher else []
     return [
         HashDetector(),
+        *banks,
         C2paDetector(),
         NudeNetDetector(threads),
         OpenNsfwDetector(threads),
@@ -53,8 +62,10 @@ class Screener:
         settings: ScreeningSettings | None = None,
         detectors: Sequence[Detector] | None = None,
         prompt_detector: PromptIntentDetector | None = None,
+        matcher: HashMatcher | None = None,
     ) -> None:
         self.settings = settings or ScreeningSettings.from_env()
+        self.matcher = matcher
         self._detectors = list(detectors) if detectors is not None else None
         self._prompt_detector = prompt_detector
 
@@ -62,7 +73,7 @@ class Screener:
     def detectors(self) -> list[Detector]:
         """The image detectors, loaded on first use (prompt-only users never pay for them)."""
         if self._detectors is None:
-            self._detectors = default_detectors(self.settings)
+            self._detectors = default_detectors(self.settings, self.matcher)
         return self._detectors
 
     @property
@@ -128,6 +139,11 @@ class Screener:
             if image is not None:
                 self._run_detectors(image, ctx, policy, timings, signals)
             decision = policy.decide(signals, ctx)
+            # A block that came from a bank match needs no copy: that bank catches re-uploads,
+            # and a victim's withdrawal there must lift it.
+            labels = set(decision.labels)
+            if decision.action.blocks and REMOVAL_LABELS & labels and "KNOWN_HASH" not in labels:
+                self._remember_removal(signals, decision.reasons[0].rule_id)
         except Exception as exc:  # fail closed on anything we did not foresee
             log.exception("screening failed after intake")
             return _fail_closed(exc, ctx, code, policy, image, timings, source)
@@ -145,6 +161,10 @@ class Screener:
             image=image.info if image else None,
             source=source,
         )
+
+    def _remember_removal(self, signals: SignalSet, rule_id: str) -> None:
+        if self.matcher and signals.hashes:
+            self.matcher.record_removal(signals.hashes, rule_id)
 
     def check_file(self, path: str | Path, context: str | Context = Context.UPLOAD,
                    country: str | None = None) -> Verdict:

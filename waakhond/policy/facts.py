@@ -55,6 +55,7 @@ FactSet = dict[str, Fact]
 def derive_facts(signals: SignalSet, context: Context, t: Thresholds) -> FactSet:
     facts = {name: derive(signals, t) for name, derive in _DERIVATIONS.items()}
     facts.update(_prompt_facts(signals, t))
+    facts.update(_bank_facts(signals))
     for ctx in Context:
         facts[f"context:{ctx.value}"] = Fact(context is ctx, {})
     facts["synthetic"] = Fact(
@@ -66,7 +67,23 @@ def derive_facts(signals: SignalSet, context: Context, t: Thresholds) -> FactSet
 
 def fact_names() -> set[str]:
     """Every name a rule may use, for validating policy files at load time."""
-    return {*_DERIVATIONS, *_PROMPT_FACTS, "synthetic", *(f"context:{c.value}" for c in Context)}
+    return {*_DERIVATIONS, *_PROMPT_FACTS, *_BANK_FACTS, "synthetic",
+            *(f"context:{c.value}" for c in Context)}
+
+
+# Bank facts: one per kind of bank whose match a rule can act on (a negative bank's match
+# never reaches the policy: it suppresses the others in the matcher).
+_BANK_FACTS = {f"bank:{kind}": kind for kind in ("csam_known", "ncii_victim", "own_removals")}
+
+
+def _bank_facts(signals: SignalSet) -> FactSet:
+    matches = signals.bank_matches.matches if signals.bank_matches else ()
+    facts: FactSet = {}
+    for name, kind in _BANK_FACTS.items():
+        hits = [{"bank": m.bank, "entry_id": m.entry_id, "signal_type": m.signal_type,
+                 "distance": m.distance} for m in matches if m.kind == kind]
+        facts[name] = Fact(bool(hits), {"matches": hits} if hits else {})
+    return facts
 
 
 # Prompt facts: one per intent the prompt detector scores.

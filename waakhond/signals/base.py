@@ -24,6 +24,34 @@ class Hashes:
     sha256: str
     pdq: str  # 64 hex characters, 256 bits
     pdq_quality: int  # 0-100; matches on hashes below 50 are unreliable
+    # The PDQ of the 8 rotations and flips (the first is pdq itself), for bank look-ups.
+    pdq_dihedral: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BankMatch:
+    bank: str
+    kind: str  # waakhond.hashing.banks.BankKind
+    entry_id: int
+    signal_type: str
+    value: str  # the bank's hash
+    distance: int  # 0 for exact types
+    metadata: dict[str, Any]
+    note: str
+
+
+@dataclass(frozen=True)
+class BankMatches:
+    """What the hash banks say about one image: its hashes matched, with the entries."""
+
+    matches: tuple[BankMatch, ...] = ()
+    # Matches not acted on: a negative (known-good) bank matched too, or the bank is rolled
+    # out to a share of content that excludes this one.
+    suppressed: tuple[BankMatch, ...] = ()
+    quarantined: tuple[int, ...] = ()  # entries this look-up paused as a flood
+
+    def kinds(self) -> set[str]:
+        return {match.kind for match in self.matches}
 
 
 @dataclass(frozen=True)
@@ -82,6 +110,7 @@ class SignalSet:
     """Everything the detectors found about one image; a field is None when it did not run."""
 
     hashes: Hashes | None = None
+    bank_matches: BankMatches | None = None
     nudity: NudityRegions | None = None
     nsfw: NsfwScore | None = None
     faces: Faces | None = None

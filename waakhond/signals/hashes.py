@@ -27,10 +27,14 @@ class HashDetector:
         # PDQ is computed on the full-resolution first frame: hashing a downscaled copy drifts
         # up to 14 bits from what other tools compute on the same file (measured on
         # shared/data/faces), which would eat into the match distance of exchanged lists.
-        bits, quality = pdqhash.compute(image.first.rgb)
+        # The 8 rotations and flips cost little more than one hash (one DCT, then
+        # permutations), and let banks match rotated or mirrored copies.
+        dihedral, quality = pdqhash.compute_dihedral(image.first.rgb)
+        hexes = tuple(pdq_hex(np.asarray(bits)) for bits in dihedral)
         return Hashes(
             md5=hashlib.md5(image.data).hexdigest(),
             sha256=hashlib.sha256(image.data).hexdigest(),
-            pdq=pdq_hex(bits),
+            pdq=hexes[0],
             pdq_quality=int(quality),
+            pdq_dihedral=hexes,
         )

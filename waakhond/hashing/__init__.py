@@ -1,0 +1,1 @@
+"""Hash banks: signal types, banks, the incremental PDQ index, exchange formats and fetchers."""
