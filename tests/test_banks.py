@@ -31,7 +31,6 @@ from tests.fake_stopncii import FakeStopNCII
 from waakhond.config import IntakeLimits, ScreeningSettings
 from waakhond.core import Action
 from waakhond.hashing import matcher as matcher_module
-from waakhond.hashing import pdq_index
 from waakhond.hashing.banks import BankError, BankKind, BankService, EntryInput
 from waakhond.hashing.exchange import EntryStatus, ExchangeError, Feedback, StopNCIIExchange
 from waakhond.hashing.formats import HashFileError, read_entries, write_entries
@@ -57,16 +56,6 @@ WAAKHOND = Path(sys.executable).with_name("waakhond")
 
 
 # --- fixtures and helpers ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def empty_base() -> pdq_index._Base:
-    return pdq_index._empty_base()
-
-
-@pytest.fixture(autouse=True)
-def shared_empty_base(monkeypatch: pytest.MonkeyPatch, empty_base: pdq_index._Base) -> None:
-    monkeypatch.setattr(pdq_index, "_empty_base", lambda: empty_base)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from waakhond.hashing import pdq_index
 from waakhond.hashing.pdq_index import DELTA_CAPACITY, MAX_RADIUS, PdqIndex, words_from_hex
 from waakhond.signals.hashes import pdq_hex
 
@@ -23,16 +22,6 @@ CHUNK_WIDTHS = (23,) * 8 + (24,) * 3
 CHUNK_STARTS = np.cumsum((0, *CHUNK_WIDTHS[:-1]))
 
 Found = set[tuple[int, int, int]]  # (query, entry id, distance)
-
-
-@pytest.fixture(scope="module")
-def empty_base() -> pdq_index._Base:
-    return pdq_index._empty_base()
-
-
-@pytest.fixture(autouse=True)
-def shared_empty_base(monkeypatch: pytest.MonkeyPatch, empty_base: pdq_index._Base) -> None:
-    monkeypatch.setattr(pdq_index, "_empty_base", lambda: empty_base)
 
 
 def random_bits(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -30,6 +30,7 @@ class BankKind(StrEnum):
 
 
 OWN_REMOVALS_BANK = "own_removals"
+_IDS_PER_QUERY = 10_000
 
 
 class BankError(ValueError):
@@ -177,9 +178,15 @@ class BankService:
                 yield _info(entry)
 
     def lookup(self, entry_ids: Iterable[int]) -> dict[int, EntryInfo]:
+        ids = list(entry_ids)
+        found: dict[int, EntryInfo] = {}
         with self.db.session() as session:
-            found = session.scalars(select(BankEntry).where(BankEntry.id.in_(list(entry_ids))))
-            return {entry.id: _info(entry) for entry in found}
+            # In slices: Postgres takes at most 65,535 parameters in one statement.
+            for first in range(0, len(ids), _IDS_PER_QUERY):
+                rows = session.scalars(select(BankEntry).where(
+                    BankEntry.id.in_(ids[first:first + _IDS_PER_QUERY])))
+                found.update((entry.id, _info(entry)) for entry in rows)
+        return found
 
     def exact(self, kind: str, values: list[str]) -> list[EntryInfo]:
         """Matchable entries with exactly one of these values (MD5, SHA-256)."""
@@ -237,17 +244,6 @@ class BankService:
                 BankEntry.quarantined_at.is_(None)).execution_options(yield_per=batch)
             for rows in session.execute(query).partitions():
                 yield [(int(entry_id), value) for entry_id, value in rows]
-
-    def banks_by_id(self) -> dict[int, BankInfo]:
-        with self.db.session() as session:
-            ids = dict(session.execute(select(Bank.id, Bank.name)).all())
-        return {bank_id: self.info(name) for bank_id, name in ids.items()}
-
-    def bank_of_entries(self, entry_ids: list[int]) -> dict[int, int]:
-        with self.db.session() as session:
-            rows = session.execute(select(BankEntry.id, BankEntry.bank_id)
-                                   .where(BankEntry.id.in_(entry_ids)))
-            return {int(a): int(b) for a, b in rows}
 
 
 def _kind(kind: str) -> BankKind:

@@ -92,6 +92,8 @@ class _Base:
     def candidates(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(query index, base position) pairs sharing a chunk within 2 bit flips."""
         found_q, found_pos = [], []
+        if not self.order:  # the empty base
+            return np.empty(0, np.intp), np.empty(0, np.int32)
         for c, (start, width) in enumerate(zip(_CHUNK_STARTS, _CHUNK_WIDTHS, strict=True)):
             flips = _FLIPS[width]
             keys = _chunk(queries, start, width)
@@ -113,7 +115,8 @@ class _Base:
 
 
 def _empty_base() -> _Base:
-    return _Base.build(np.empty(0, np.int64), np.empty((0, 4), np.uint64))
+    # No tables: they take 470 MB whatever the size, and an empty base has no candidates.
+    return _Base(np.empty(0, np.int64), np.empty((0, 4), np.uint64), (), ())
 
 
 @dataclass
