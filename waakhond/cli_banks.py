@@ -120,8 +120,9 @@ def _list(args: argparse.Namespace) -> int:
     banks = _service().list()
     if args.json:
         print(json.dumps([asdict(b) for b in banks]))
-    for bank in banks if not args.json else []:
-        counts = ", ".join(f"{status} {n}" for status, n in sorted(bank.entries.items()))
+        return EXIT_OK
+    for bank in banks:
+        counts = ", ".join(f"{status} {n}" for status, n in sorted((bank.entries or {}).items()))
         print(f"{bank.name:<24} {bank.kind.value:<13} d<={bank.match_distance:<3} "
               f"{bank.enabled_ratio:>4.0%}  {counts or 'empty'}  {bank.source}")
     return EXIT_OK

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from waakhond.hashing.exchange import EntryStatus, Feedback, UpdateBatch
@@ -53,7 +53,7 @@ class BankInfo:
     source: str
     match_distance: int
     enabled_ratio: float
-    entries: dict[str, int]  # status -> count
+    entries: dict[str, int] | None  # status -> count; None when not counted
 
 
 @dataclass(frozen=True)
@@ -114,18 +114,25 @@ class BankService:
             self._bank_kind(name)
 
     def info(self, name: str) -> BankInfo:
-        with self.db.session() as session:
-            bank = _bank(session, name)
-            counts = dict(session.execute(
-                select(BankEntry.status, func.count()).where(BankEntry.bank_id == bank.id)
-                .group_by(BankEntry.status)).all())
-            return BankInfo(bank.name, BankKind(bank.kind), bank.source, bank.match_distance,
-                            bank.enabled_ratio, {str(k): int(v) for k, v in counts.items()})
+        for bank in self.list():
+            if bank.name == name:
+                return bank
+        raise BankError(f"no bank named {name!r}")
 
-    def list(self) -> list[BankInfo]:
+    def list(self, with_counts: bool = True) -> list[BankInfo]:
+        """Every bank, by name. Counting entries reads the whole entry table, so matchers,
+        which poll this, leave the counts out."""
         with self.db.session() as session:
-            names = session.scalars(select(Bank.name).order_by(Bank.name)).all()
-        return [self.info(name) for name in names]
+            banks = session.scalars(select(Bank).order_by(Bank.name)).all()
+            counts: dict[int, dict[str, int]] = {bank.id: {} for bank in banks}
+            if with_counts:
+                rows = session.execute(select(BankEntry.bank_id, BankEntry.status, func.count())
+                                       .group_by(BankEntry.bank_id, BankEntry.status))
+                for bank_id, status, count in rows:
+                    counts[bank_id][str(status)] = int(count)
+            return [BankInfo(bank.name, BankKind(bank.kind), bank.source, bank.match_distance,
+                             bank.enabled_ratio, counts[bank.id] if with_counts else None)
+                    for bank in banks]
 
     def _bank_kind(self, name: str) -> BankKind:
         with self.db.session() as session:
@@ -188,13 +195,15 @@ class BankService:
                 found.update((entry.id, _info(entry)) for entry in rows)
         return found
 
-    def exact(self, kind: str, values: list[str]) -> list[EntryInfo]:
-        """Matchable entries with exactly one of these values (MD5, SHA-256)."""
+    def exact_ids(self, values: dict[str, str]) -> list[int]:
+        """Ids of matchable entries holding exactly one of these values (signal type ->
+        value: MD5, SHA-256), in one query."""
+        wanted = or_(*(and_(BankEntry.signal_type == kind, BankEntry.value == value)
+                       for kind, value in values.items()))
         with self.db.session() as session:
-            found = session.scalars(select(BankEntry).where(
-                BankEntry.signal_type == kind, BankEntry.value.in_(values),
-                BankEntry.status == EntryStatus.ACTIVE, BankEntry.quarantined_at.is_(None)))
-            return [_info(entry) for entry in found]
+            return list(session.scalars(select(BankEntry.id).where(
+                wanted, BankEntry.status == EntryStatus.ACTIVE,
+                BankEntry.quarantined_at.is_(None))))
 
     # --- match quality -------------------------------------------------------------------
 

@@ -84,7 +84,7 @@ class HashMatcher:
                         self.flood.forget(change.entry_id)
                 # Only once applied: a refresh that fails is retried from the same place.
                 self._seen = changes[-1].id
-            self._bank_info = {info.name: info for info in self.banks.list()}
+            self._bank_info = {info.name: info for info in self.banks.list(with_counts=False)}
             self._refreshed = time.monotonic()
 
     def _bank(self, name: str) -> BankInfo:
@@ -120,9 +120,8 @@ class HashMatcher:
         return best
 
     def _exact(self, hashes: Hashes) -> dict[int, int]:
-        found = self.banks.exact("md5", [hashes.md5]) + self.banks.exact("sha256",
-                                                                         [hashes.sha256])
-        return {entry.id: 0 for entry in found}
+        ids = self.banks.exact_ids({"md5": hashes.md5, "sha256": hashes.sha256})
+        return dict.fromkeys(ids, 0)
 
     def _as_match(self, entry: EntryInfo, distance: int) -> BankMatch:
         return BankMatch(entry.bank, entry.kind, entry.id, entry.signal_type, entry.value,

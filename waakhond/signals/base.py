@@ -50,9 +50,6 @@ class BankMatches:
     suppressed: tuple[BankMatch, ...] = ()
     quarantined: tuple[int, ...] = ()  # entries this look-up paused as a flood
 
-    def kinds(self) -> set[str]:
-        return {match.kind for match in self.matches}
-
 
 @dataclass(frozen=True)
 class Region:
