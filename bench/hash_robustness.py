@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pdqhash
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
+from throughput import colour, gradient  # the same synthetic images as the throughput bench
 
 from waakhond.intake.image import decode_image
 from waakhond.signals.hashes import pdq_hex
@@ -64,30 +65,16 @@ Transform = Callable[[Image.Image], Image.Image]
 # --- synthetic harmless images ---------------------------------------------------------
 
 
-def _colour(rng: Rng) -> tuple[int, int, int]:
-    r, g, b = rng.integers(0, 256, 3)
-    return int(r), int(g), int(b)
-
-
-def _gradient(rng: Rng, width: int, height: int) -> Image.Image:
-    angle = rng.uniform(0, 2 * np.pi)
-    y, x = np.mgrid[0:height, 0:width] / max(width, height)
-    t = np.cos(angle) * x + np.sin(angle) * y
-    t = ((t - t.min()) / (np.ptp(t) or 1.0))[..., None]
-    start, end = np.array(_colour(rng)), np.array(_colour(rng))
-    return Image.fromarray((start * (1 - t) + end * t).astype(np.uint8))
-
-
 def _shapes(rng: Rng, width: int, height: int) -> Image.Image:
-    image = Image.new("RGB", (width, height), _colour(rng))
+    image = Image.new("RGB", (width, height), colour(rng))
     draw = ImageDraw.Draw(image)
     for _ in range(int(rng.integers(8, 30))):
         x0, x1 = sorted(rng.integers(0, width, 2).tolist())
         y0, y1 = sorted(rng.integers(0, height, 2).tolist())
         if rng.integers(0, 2):
-            draw.ellipse((x0, y0, x1, y1), fill=_colour(rng))
+            draw.ellipse((x0, y0, x1, y1), fill=colour(rng))
         else:
-            draw.rectangle((x0, y0, x1, y1), fill=_colour(rng))
+            draw.rectangle((x0, y0, x1, y1), fill=colour(rng))
     return image
 
 
@@ -96,7 +83,7 @@ def _rings(rng: Rng, width: int, height: int) -> Image.Image:
     cx, cy = rng.uniform(0, width), rng.uniform(0, height)
     radius = np.hypot(x - cx, y - cy)
     wave = (np.sin(radius / rng.uniform(8, 60)) + 1) / 2
-    start, end = np.array(_colour(rng)), np.array(_colour(rng))
+    start, end = np.array(colour(rng)), np.array(colour(rng))
     return Image.fromarray((start * (1 - wave[..., None]) + end * wave[..., None]).astype(np.uint8))
 
 
@@ -104,7 +91,7 @@ def _stripes(rng: Rng, width: int, height: int) -> Image.Image:
     angle = rng.uniform(0, np.pi)
     y, x = np.mgrid[0:height, 0:width]
     bands = ((np.cos(angle) * x + np.sin(angle) * y) // rng.uniform(20, 120)).astype(int) % 3
-    palette = np.array([_colour(rng) for _ in range(3)], np.uint8)
+    palette = np.array([colour(rng) for _ in range(3)], np.uint8)
     return Image.fromarray(palette[bands])
 
 
@@ -114,7 +101,7 @@ def _blobs(rng: Rng, width: int, height: int) -> Image.Image:
 
 
 SYNTHETIC: tuple[Callable[[Rng, int, int], Image.Image], ...] = (
-    _gradient, _shapes, _rings, _stripes, _blobs,
+    gradient, _shapes, _rings, _stripes, _blobs,
 )
 
 

@@ -75,7 +75,7 @@ class Phase:
 # --- synthetic harmless images ---------------------------------------------------------
 
 
-def _colour(rng: Rng) -> tuple[int, int, int]:
+def colour(rng: Rng) -> tuple[int, int, int]:
     r, g, b = rng.integers(0, 256, 3)
     return int(r), int(g), int(b)
 
@@ -85,25 +85,25 @@ def gradient(rng: Rng, width: int, height: int) -> Image.Image:
     y, x = np.mgrid[0:height, 0:width] / max(width, height)
     t = np.cos(angle) * x + np.sin(angle) * y
     t = ((t - t.min()) / (np.ptp(t) or 1.0))[..., None]
-    start, end = np.array(_colour(rng)), np.array(_colour(rng))
+    start, end = np.array(colour(rng)), np.array(colour(rng))
     return Image.fromarray((start * (1 - t) + end * t).astype(np.uint8))
 
 
 def shapes(rng: Rng, width: int, height: int) -> Image.Image:
-    image = Image.new("RGB", (width, height), _colour(rng))
+    image = Image.new("RGB", (width, height), colour(rng))
     draw = ImageDraw.Draw(image)
     for _ in range(int(rng.integers(15, 40))):
         x0, x1 = sorted(rng.integers(0, width, 2).tolist())
         y0, y1 = sorted(rng.integers(0, height, 2).tolist())
         kind = rng.integers(0, 3)
         if kind == 0:
-            draw.ellipse((x0, y0, x1, y1), fill=_colour(rng))
+            draw.ellipse((x0, y0, x1, y1), fill=colour(rng))
         elif kind == 1:
-            draw.rectangle((x0, y0, x1, y1), fill=_colour(rng))
+            draw.rectangle((x0, y0, x1, y1), fill=colour(rng))
         else:
             points = [(int(rng.integers(0, width)), int(rng.integers(0, height)))
                       for _ in range(int(rng.integers(3, 7)))]
-            draw.polygon(points, fill=_colour(rng))
+            draw.polygon(points, fill=colour(rng))
     return image
 
 

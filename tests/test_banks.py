@@ -204,13 +204,17 @@ def test_an_add_with_one_bad_entry_stores_none_of_them(banks: BankService) -> No
 # --- the matcher sees changes from other processes ---------------------------------------------
 
 
+def victims_bank_holding(banks: BankService, matcher: HashMatcher, pdq: str) -> None:
+    banks.create("victims", "ncii_victim")
+    banks.add("victims", [EntryInput("pdq", pdq)])
+    matcher.refresh()
+
+
 def test_a_withdrawal_elsewhere_stops_matching_within_refresh_seconds(
     banks: BankService, other: BankService, matcher: HashMatcher
 ) -> None:
     pdq = random_pdq(1)
-    banks.create("victims", "ncii_victim")
-    banks.add("victims", [EntryInput("pdq", pdq)])
-    matcher.refresh()
+    victims_bank_holding(banks, matcher, pdq)
     assert matched(matcher.match(content(pdq))) == {"victims"}
 
     other.set_status("victims", "pdq", pdq, EntryStatus.WITHDRAWN)
@@ -223,9 +227,7 @@ def test_a_withdrawal_elsewhere_stops_matching_at_once_after_refresh(
     banks: BankService, other: BankService, matcher: HashMatcher
 ) -> None:
     pdq = random_pdq(1)
-    banks.create("victims", "ncii_victim")
-    banks.add("victims", [EntryInput("pdq", pdq)])
-    matcher.refresh()
+    victims_bank_holding(banks, matcher, pdq)
     assert matched(matcher.match(content(at_distance(pdq, 8)))) == {"victims"}
 
     other.set_status("victims", "pdq", pdq, EntryStatus.WITHDRAWN)
