@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from waakhond.cli_banks import add_commands as add_bank_commands
+from waakhond.cli_gateway import add_commands as add_gateway_commands
 from waakhond.config import ScreeningSettings
 from waakhond.core import Context
 from waakhond.errors import UnsupportedType, WaakhondError
@@ -94,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     policy.add_argument("--country", help="ISO 3166 country code (default: base policy)")
     policy.set_defaults(handler=_policy)
     add_bank_commands(commands)
+    add_gateway_commands(commands)
     return parser
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Literal
 
 Cascade = Literal["auto", "always"]
@@ -53,3 +54,42 @@ class ScreeningSettings:
             values["model_threads"] = int(os.environ["WAAKHOND_MODEL_THREADS"])
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """The HTTP service. Every value has a ``WAAKHOND_<NAME>`` variable (README)."""
+
+    # An OpenAI-compatible images API; empty means the built-in demo generator (offline).
+    upstream_url: str = ""
+    upstream_key: str = ""
+    # Generators can take a minute for a large image; longer means they are stuck.
+    upstream_timeout_s: float = 120.0
+    # The whole request, screening included. Past it the request is refused (fail closed):
+    # nothing unscreened is ever returned.
+    request_budget_s: float = 180.0
+    # A Fernet key: when set, reported content is preserved encrypted for the authorities.
+    evidence_key: str = ""
+    # A deployment's own C2PA signing chain (leaf first) and key, PEM. Without them a
+    # development CA is generated under the data folder on first run, labelled as such.
+    c2pa_cert_chain: str = ""
+    c2pa_private_key: str = ""
+    # Generated images served for ``response_format=url`` are deleted after this long.
+    output_retention_s: int = 3600
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> GatewaySettings:
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"WAAKHOND_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = type(getattr(cls, f.name))(raw)
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def data_folder() -> Path:
+    """Where the embedded database, the development CA and served outputs live."""
+    folder = Path(os.environ.get("WAAKHOND_DATA", "data"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 # Longer than any real prompt; a wall of text is refused rather than embedded.
 MAX_PROMPT_CHARS = 10_000
 # Content blocked with these labels is added to the own_removals bank: a re-upload is caught
-# by its hash, before any model runs.
+# by its hash, before any model runs. Only images judged on their own count: the photo in a
+# blocked edit request is usually an innocent picture of the person the request targets.
 REMOVAL_LABELS = frozenset({"SEXUAL_MINOR", "NCII_REAL_PERSON"})
 
 
@@ -142,7 +143,8 @@ class Screener:
             # A block that came from a bank match needs no copy: that bank catches re-uploads,
             # and a victim's withdrawal there must lift it.
             labels = set(decision.labels)
-            if decision.action.blocks and REMOVAL_LABELS & labels and "KNOWN_HASH" not in labels:
+            if (ctx is not Context.PROMPT and signals.prompt is None and decision.action.blocks
+                    and REMOVAL_LABELS & labels and "KNOWN_HASH" not in labels):
                 self._remember_removal(signals, decision.reasons[0].rule_id)
         except Exception as exc:  # fail closed on anything we did not foresee
             log.exception("screening failed after intake")

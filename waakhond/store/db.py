@@ -9,20 +9,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from waakhond.config import data_folder
 from waakhond.store.models import Base
 
 
 def default_database_url() -> str:
     if url := os.environ.get("WAAKHOND_DATABASE_URL"):
         return url
-    folder = Path(os.environ.get("WAAKHOND_DATA", "data"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / 'waakhond.db'}"
+    return f"sqlite:///{data_folder() / 'waakhond.db'}"
 
 
 def _sqlite_pragmas(connection: object, _record: object) -> None:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -82,4 +91,103 @@ class MatchFeedback(Base):
     feedback: Mapped[str] = mapped_column(String(20))  # exchange.Feedback
     by: Mapped[str] = mapped_column(String(100), default="")
     note: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """A client's key. Only its SHA-256 is stored: keys are long random tokens, so a fast hash
+    is enough (a slow password hash protects guessable secrets, which these are not)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(20), unique=True)  # shown in lists and logs
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    requests_per_minute: Mapped[int] = mapped_column(default=600)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class EndUser(Base):
+    """A client's own user, by the id the client passes (``user`` / ``safety_identifier``).
+    Strikes for blocked attempts lead to a warning, throttling and suspension (DSA Art. 23).
+    One namespace per deployment: a platform's generation and moderation keys see the same
+    users (a deployment serving several platforms prefixes the ids)."""
+
+    __tablename__ = "end_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(200), unique=True)
+    tier: Mapped[str] = mapped_column(String(20), default="basic")  # access.Tier
+    strikes: Mapped[int] = mapped_column(default=0)
+    last_strike_at: Mapped[datetime | None]
+    throttled_until: Mapped[datetime | None]
+    suspended_at: Mapped[datetime | None]
+    suspension_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class DecisionRecord(Base):
+    """Every gateway decision with its reasons. No content bytes: hashes are kept only when
+    the content is reported (block_and_report), as evidence."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_request", "request_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(40), unique=True)
+    request_id: Mapped[str] = mapped_column(String(40))
+    stage: Mapped[str] = mapped_column(String(20))  # gateway.Stage
+    action: Mapped[str] = mapped_column(String(20))
+    labels: Mapped[list[str]] = mapped_column(JSON)
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    dsa: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    policy_version: Mapped[str] = mapped_column(String(40), default="")
+    country: Mapped[str | None] = mapped_column(String(2))
+    api_key_id: Mapped[int | None]
+    end_user: Mapped[str | None] = mapped_column(String(200))
+    hashes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GenerationRecord(Base):
+    """An image the gateway let through, with the marks it carries, so ``verify`` can say
+    where an image came from."""
+
+    __tablename__ = "generations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(40), unique=True)  # in the C2PA manifest
+    mark_id: Mapped[int] = mapped_column(BigInteger, unique=True)  # in the watermark
+    request_id: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(20))  # generation or edit
+    model: Mapped[str] = mapped_column(String(100), default="")
+    sha256: Mapped[str] = mapped_column(String(64))
+    pdq: Mapped[str | None] = mapped_column(String(64))
+    api_key_id: Mapped[int | None]
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Evidence(Base):
+    """Reported content preserved for the authorities, encrypted; only when configured."""
+
+    __tablename__ = "evidence"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    decision_reference: Mapped[str] = mapped_column(String(40), index=True)
+    mime_type: Mapped[str] = mapped_column(String(40))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EvidenceAccess(Base):
+    """Who opened preserved evidence, when and why: every access is logged."""
+
+    __tablename__ = "evidence_access"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    evidence_id: Mapped[int] = mapped_column(ForeignKey("evidence.id", ondelete="CASCADE"))
+    accessed_by: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(default=utcnow)

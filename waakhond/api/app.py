@@ -1,0 +1,96 @@
+"""The HTTP service: FastAPI app with the OpenAI-compatible image endpoints, screening,
+administration, health, readiness and Prometheus metrics. OpenAPI spec at /openapi.json."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from waakhond import __version__
+from waakhond.api import admin, images, screening
+from waakhond.api.errors import error_response, install_handlers
+from waakhond.config import GatewaySettings, data_folder
+from waakhond.gateway.metrics import REQUEST_SECONDS
+from waakhond.gateway.outputs import OutputStore
+from waakhond.gateway.service import Gateway
+
+log = logging.getLogger(__name__)
+# Room for multipart framing and form fields around the largest image intake accepts.
+BODY_OVERHEAD = 1024 * 1024
+
+
+def create_app(gateway: Gateway, settings: GatewaySettings) -> FastAPI:
+    app = FastAPI(
+        title="waakhond",
+        version=__version__,
+        summary="A safety gateway in front of image generators: screens prompts, input "
+                "photos and every output; marks what it lets through.",
+    )
+    app.state.gateway = gateway
+    app.state.settings = settings
+    app.state.outputs = OutputStore(data_folder() / "outputs", settings.output_retention_s)
+    install_handlers(app)
+    for router in (images.router, screening.router, admin.router):
+        app.include_router(router)
+    _add_operations(app, gateway)
+    _add_middleware(app, gateway)
+    return app
+
+
+def _add_operations(app: FastAPI, gateway: Gateway) -> None:
+    @app.get("/healthz", tags=["operations"])
+    def health() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    def ready() -> JSONResponse:
+        """The database answers and the models are loaded: safe to send traffic."""
+        problems = []
+        try:
+            with gateway.decisions.db.session() as session:
+                session.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure means not ready, with the reason
+            problems.append(f"database: {type(exc).__name__}")
+        if not getattr(app.state, "models_loaded", False):
+            problems.append("models are still loading")
+        status = 200 if not problems else 503
+        return JSONResponse({"ready": not problems, "problems": problems}, status_code=status)
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    def metrics() -> Response:
+        """Prometheus metrics: decisions by stage, action and label; request latency."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _add_middleware(app: FastAPI, gateway: Gateway) -> None:
+    limit = gateway.screener.settings.intake.max_bytes + BODY_OVERHEAD
+
+    @app.middleware("http")
+    async def measure(request: Request,
+                      call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            return error_response(413, f"the request body is {int(declared):,} bytes; the "
+                                       f"limit is {limit:,}", "input_too_large")
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        REQUEST_SECONDS.labels(getattr(route, "path", "unmatched"),
+                               str(response.status_code)).observe(
+            time.perf_counter() - started)
+        return response
+
+
+def warm_up(app: FastAPI) -> None:
+    """Load the models before traffic arrives (readiness says so until done)."""
+    gateway: Gateway = app.state.gateway
+    _ = gateway.screener.detectors, gateway.screener.prompt_detector
+    gateway.screener.prompt_detector.run_text("a red bicycle", has_image=False)
+    app.state.models_loaded = True

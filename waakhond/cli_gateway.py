@@ -1,0 +1,149 @@
+"""``waakhond serve``, ``waakhond key`` and ``waakhond verify``: the service and its keys."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_USAGE, EXIT_NOT_MARKED = 0, 2, 1
+BOOTSTRAP_KEY_FILE = "admin-key.txt"
+
+
+def add_commands(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="run the gateway (HTTP API, OpenAI-compatible)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--upstream-url", help="an OpenAI-compatible images API "
+                                              "(default: WAAKHOND_UPSTREAM_URL, else the demo "
+                                              "generator)")
+    serve.set_defaults(handler=_serve)
+
+    key = commands.add_parser("key", help="manage API keys")
+    actions = key.add_subparsers(dest="key_command", metavar="ACTION", required=True)
+    create = actions.add_parser("create", help="create a key (the token is printed once)")
+    create.add_argument("name")
+    create.add_argument("--scope", action="append", required=True, dest="scopes",
+                        help="screen, generate, moderate, admin or audit (repeatable)")
+    create.add_argument("--per-minute", type=int, default=600, help="rate limit")
+    create.set_defaults(handler=_key_create)
+    listing = actions.add_parser("list", help="list keys (never their tokens)")
+    listing.set_defaults(handler=_key_list)
+    revoke = actions.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key_id", type=int)
+    revoke.set_defaults(handler=_key_revoke)
+
+    verify = commands.add_parser(
+        "verify", help="does an image carry our C2PA manifest or watermark, and from which "
+                       "generation record? (exit 0 yes, 1 no)")
+    verify.add_argument("paths", nargs="+", type=Path)
+    verify.add_argument("--json", action="store_true")
+    verify.set_defaults(handler=_verify)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from waakhond.api.app import create_app, warm_up
+    from waakhond.config import GatewaySettings, data_folder
+    from waakhond.gateway.setup import build_gateway
+
+    overrides = {"upstream_url": args.upstream_url} if args.upstream_url else {}
+    settings = GatewaySettings.from_env(**overrides)
+    gateway = build_gateway(settings)
+    _ensure_admin_key(gateway.keys, data_folder() / BOOTSTRAP_KEY_FILE)
+    app = create_app(gateway, settings)
+    print("waakhond: loading models...", file=sys.stderr)
+    warm_up(app)
+    upstream = settings.upstream_url or "the built-in demo generator (offline)"
+    print(f"waakhond: serving http://{args.host}:{args.port}  (API docs: /docs, OpenAI base "
+          f"URL: http://{args.host}:{args.port}/v1)\nwaakhond: generator: {upstream}",
+          file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return EXIT_OK
+
+
+def _ensure_admin_key(keys: Any, path: Path) -> None:
+    """On the very first start there is no key at all: make an admin key and keep it in a
+    file only the owner can read, so a new user can start right away."""
+    if keys.any_exist():
+        return
+    key = keys.create("bootstrap admin", ["admin"])
+    path.write_text(key.token + "\n")
+    os.chmod(path, 0o600)
+    print(f"waakhond: first start: created an admin API key, saved in {path}\n"
+          f"          {key.token}", file=sys.stderr)
+
+
+def _keys() -> Any:
+    from waakhond.gateway.access import ApiKeys
+    from waakhond.store import Database
+
+    return ApiKeys(Database())
+
+
+def _key_create(args: argparse.Namespace) -> int:
+    try:
+        key = _keys().create(args.name, args.scopes, args.per_minute)
+    except ValueError as exc:
+        print(f"waakhond: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"key {key.key_id} ({', '.join(key.scopes)}): {key.token}")
+    print("the token is shown only now; keep it somewhere safe", file=sys.stderr)
+    return EXIT_OK
+
+
+def _key_list(_: argparse.Namespace) -> int:
+    for key in _keys().list():
+        state = "revoked" if key["revoked"] else "active"
+        print(f"{key['id']:>4}  wk_{key['prefix']}_...  {state:8} {','.join(key['scopes']):30}"
+              f" {key['requests_per_minute']}/min  {key['name']}")
+    return EXIT_OK
+
+
+def _key_revoke(args: argparse.Namespace) -> int:
+    if not _keys().revoke(args.key_id):
+        print(f"waakhond: no active key {args.key_id}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"key {args.key_id} revoked")
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from waakhond.config import GatewaySettings
+    from waakhond.errors import WaakhondError
+    from waakhond.gateway.setup import build_gateway
+
+    gateway = build_gateway(GatewaySettings.from_env())
+    marked_all = True
+    for path in args.paths:
+        try:
+            report = gateway.verify(path.read_bytes())
+        except (OSError, WaakhondError) as exc:
+            print(f"waakhond: {path}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        marked_all = marked_all and (report["synthetic"] or report["ours"])
+        print(json.dumps({"source": str(path), **report}) if args.json
+              else _describe(path, report))
+    return EXIT_OK if marked_all else EXIT_NOT_MARKED
+
+
+def _describe(path: Path, report: dict[str, Any]) -> str:
+    manifest, mark, record = report["manifest"], report["watermark"], report["record"]
+    lines = [f"{path}: {'AI-GENERATED' if report['synthetic'] else 'no marks found'}"]
+    if manifest.get("present"):
+        lines.append(f"  C2PA manifest: {manifest.get('digital_source_type')} "
+                     f"({manifest.get('validation_state')}"
+                     f"{', trusted' if manifest.get('trusted') else ''})")
+    else:
+        lines.append("  C2PA manifest: none (it may have been stripped)")
+    lines.append(f"  watermark: {'found' if mark.get('found') else 'not found'} "
+                 f"(confidence {mark.get('confidence', 0):.2f})")
+    if record:
+        lines.append(f"  generation record: {record['record_id']} ({record['kind']}, "
+                     f"{record['model']}, {record['created_at']})")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The gateway: screens requests and outputs around an image generator, and marks what passes."""

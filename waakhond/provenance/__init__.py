@@ -1,0 +1,1 @@
+"""Provenance marking: signed C2PA manifests and an invisible watermark."""
