@@ -95,14 +95,22 @@ class Screener:
     ) -> Verdict:
         """Screen image bytes. Raises InputError for unreadable input, UnknownCountry for a
         country code that does not exist; every other problem becomes a blocking verdict."""
+        started = time.perf_counter()
+        image = decode_image(data, self.settings.intake)
+        return self.check_decoded(image, context, country, source,
+                                  intake_ms=_ms_since(started))
+
+    def check_decoded(self, image: DecodedImage, context: str | Context = Context.UPLOAD,
+                      country: str | None = None, source: str | None = None,
+                      intake_ms: float = 0.0) -> Verdict:
+        """Screen an image that already passed intake, for callers that use its pixels
+        afterwards (the gateway marks what it lets through) and should not decode twice."""
         ctx = Context.parse(context)
         if ctx is Context.PROMPT:
             raise ValueError("the 'prompt' context is for check_prompt, not for images")
         code = normalise_country(country)
         policy = load_policy(code)
-        started = time.perf_counter()
-        image = decode_image(data, self.settings.intake)
-        timings = {"intake": _ms_since(started)}
+        timings = {"intake": intake_ms}
         return self._decide(ctx, code, policy, image, timings, source, SignalSet())
 
     def check_prompt(

@@ -36,7 +36,7 @@ from waakhond.gateway.records import (
     new_reference,
 )
 from waakhond.gateway.upstream import ImageRequest, Upstream, UpstreamError
-from waakhond.intake import decode_image, sniff_type
+from waakhond.intake import DecodedImage, decode_image, sniff_type
 from waakhond.provenance.marker import Marker
 from waakhond.provenance.watermark import new_mark_id
 from waakhond.screening import Screener
@@ -191,11 +191,11 @@ class Gateway:
         outputs: list[MarkedOutput] = []
         withheld: list[ScreenResult] = []
         for data in produced:
-            screened = self._judged(self._screen_output(data, request.country), Stage.OUTPUT,
-                                    request_id, request,
+            verdict, image = self._screen_output(data, request.country)
+            screened = self._judged(verdict, Stage.OUTPUT, request_id, request,
                                     [ContentToPreserve(data, _mime_type(data))])
-            if screened.verdict.action in PASSING:
-                outputs.append(self._mark(data, screened.verdict, image_request, request,
+            if image is not None and screened.verdict.action in PASSING:
+                outputs.append(self._mark(image, screened.verdict, image_request, request,
                                           request_id))
             else:
                 withheld.append(screened)
@@ -210,19 +210,22 @@ class Gateway:
         return GenerationResult(request_id, prompt_reference, outputs,
                                 [s.reference for s in withheld], latest)
 
-    def _screen_output(self, data: bytes, country: str | None) -> Verdict:
+    def _screen_output(self, data: bytes,
+                       country: str | None) -> tuple[Verdict, DecodedImage | None]:
+        """The verdict, and the decoded image for marking (decoded once, used twice)."""
         try:
-            return self.screener.check_image(data, context=Context.GENERATED, country=country)
+            image = decode_image(data, self.screener.settings.intake)
         except InputError as exc:  # the generator sent something we cannot read: withheld
             return _refusal("system.unreadable_output",
                             f"The generator returned content that cannot be screened "
-                            f"({exc.code}), so it is withheld.", None)
+                            f"({exc.code}), so it is withheld.", None), None
+        return self.screener.check_decoded(image, Context.GENERATED, country), image
 
-    def _mark(self, data: bytes, verdict: Verdict, image_request: ImageRequest,
+    def _mark(self, image: DecodedImage, verdict: Verdict, image_request: ImageRequest,
               request: Request, request_id: str) -> MarkedOutput:
         record_id, mark_id = new_reference("gen"), new_mark_id()
         model = image_request.model or self.upstream.name
-        marked = self.marker.mark(data, edit=image_request.is_edit, record_id=record_id,
+        marked = self.marker.mark(image, edit=image_request.is_edit, record_id=record_id,
                                   mark_id=mark_id, model=model)
         hashes: dict[str, Any] = verdict.signals.get("hashes") or {}
         self.generations.add(Generation(

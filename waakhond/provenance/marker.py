@@ -18,7 +18,7 @@ from pathlib import Path
 from PIL import Image
 
 from waakhond.config import GatewaySettings
-from waakhond.intake import DecodedImage, sniff_type
+from waakhond.intake import DecodedImage
 from waakhond.provenance.certificates import (
     SigningIdentity,
     development_identity,
@@ -56,12 +56,12 @@ class Marker:
             return cls(identity_from_files(settings.c2pa_cert_chain, settings.c2pa_private_key))
         return cls(development_identity(data / "dev-ca"))
 
-    def mark(self, data: bytes, *, edit: bool, record_id: str, mark_id: int,
+    def mark(self, image: DecodedImage, *, edit: bool, record_id: str, mark_id: int,
              model: str | None = None) -> MarkedImage:
-        mime_type = sniff_type(data)[1]
-        fmt, options = _SAVE.get(mime_type, _SAVE["image/png"])
-        with Image.open(io.BytesIO(data)) as opened:
-            watermarked = embed_watermark(opened, mark_id)
+        """Watermark the first frame, re-encode it in the generator's format (PNG for
+        formats C2PA cannot carry), and sign it."""
+        fmt, options = _SAVE.get(image.info.mime_type, _SAVE["image/png"])
+        watermarked = embed_watermark(Image.fromarray(image.first.rgb), mark_id)
         encoded = io.BytesIO()
         watermarked.save(encoded, format=fmt, **options)
         mime_type = Image.MIME[fmt]
