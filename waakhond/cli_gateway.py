@@ -37,6 +37,14 @@ def add_commands(commands: Any) -> None:
     revoke.add_argument("key_id", type=int)
     revoke.set_defaults(handler=_key_revoke)
 
+    evidence = commands.add_parser(
+        "evidence", help="open content preserved for the authorities (every access is logged)")
+    evidence.add_argument("evidence_id", type=int)
+    evidence.add_argument("--by", required=True, help="who opens it (name, badge, case)")
+    evidence.add_argument("--purpose", required=True, help="why, e.g. the request's number")
+    evidence.add_argument("--out", type=Path, required=True, help="file to write it to")
+    evidence.set_defaults(handler=_evidence)
+
     verify = commands.add_parser(
         "verify", help="does an image carry our C2PA manifest or watermark, and from which "
                        "generation record? (exit 0 yes, 1 no)")
@@ -110,6 +118,24 @@ def _key_revoke(args: argparse.Namespace) -> int:
         print(f"waakhond: no active key {args.key_id}", file=sys.stderr)
         return EXIT_USAGE
     print(f"key {args.key_id} revoked")
+    return EXIT_OK
+
+
+def _evidence(args: argparse.Namespace) -> int:
+    from waakhond.config import GatewaySettings
+    from waakhond.gateway.records import DecisionLog
+    from waakhond.store import Database
+
+    log = DecisionLog(Database(), GatewaySettings.from_env().evidence_key or None)
+    try:
+        item = log.open_evidence(args.evidence_id, args.by, args.purpose)
+    except (KeyError, ValueError) as exc:
+        print(f"waakhond: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    args.out.write_bytes(item.data)
+    os.chmod(args.out, 0o600)
+    print(f"evidence {args.evidence_id} ({item.mime_type}) written to {args.out}; this access "
+          f"is logged")
     return EXIT_OK
 
 
