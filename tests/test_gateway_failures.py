@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import c2pa
 import openai
 import pytest
 from cryptography.fernet import Fernet
@@ -19,7 +21,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from PIL import Image
 
+from tests.c2pa_fixture import sign_jpeg
 from tests.gateway_server import serving
+from tests.images import jpeg
 from waakhond.api.app import create_app
 from waakhond.config import GatewaySettings, ScreeningSettings
 from waakhond.core import Action, Context, Reason, Verdict
@@ -42,6 +46,7 @@ class FakeUpstream:
     delay_s: float = 0.0
     status: int = 200
     garbage: bool = False
+    signed: bool = False  # the generator marks its images with a C2PA manifest of its own
     requests: list[dict] = field(default_factory=list)
 
     def app(self) -> FastAPI:
@@ -56,7 +61,8 @@ class FakeUpstream:
                 return {"unexpected": True}
             if self.status != 200:
                 return JSONResponse({"error": {"message": "boom"}}, status_code=self.status)
-            return {"created": 0, "data": [{"b64_json": _picture()} for _ in range(body["n"])]}
+            picture = _signed_picture() if self.signed else _picture()
+            return {"created": 0, "data": [{"b64_json": picture} for _ in range(body["n"])]}
 
         return app
 
@@ -65,6 +71,10 @@ def _picture() -> str:
     out = io.BytesIO()
     Image.new("RGB", (256, 256), (90, 140, 200)).save(out, "PNG")
     return base64.b64encode(out.getvalue()).decode()
+
+
+def _signed_picture() -> str:
+    return base64.b64encode(sign_jpeg(jpeg(256, 256))).decode()
 
 
 @dataclass
@@ -127,6 +137,19 @@ def test_a_fake_upstream_is_called_and_its_images_screened_and_marked(fake, gate
     assert upstream.requests[-1]["response_format"] == "b64_json"
     marked = base64.b64decode(response.data[0].b64_json)
     assert marked != base64.b64decode(_picture())  # watermarked and signed
+
+
+def test_the_generators_own_manifest_is_kept_as_an_ingredient(fake, gateway_for):
+    upstream, url = fake
+    upstream.__init__(signed=True)
+    client = gateway_for(OpenAIUpstream(f"{url}/v1", None), detectors=[HashDetector()])
+    response = client.images.generate(prompt="a blue square", size="256x256")
+    marked = base64.b64decode(response.data[0].b64_json)
+    with c2pa.Reader("image/jpeg", io.BytesIO(marked)) as reader:
+        store = json.loads(reader.json())
+    ours = store["manifests"][store["active_manifest"]]
+    assert len(store["manifests"]) == 2
+    assert [i["relationship"] for i in ours["ingredients"]] == ["componentOf"]
 
 
 def test_a_detector_fault_blocks_the_output(fake, gateway_for):

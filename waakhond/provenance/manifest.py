@@ -42,6 +42,8 @@ _ACTIONS_LABELS = ("c2pa.actions", "c2pa.actions.v2")
 _PARENT_LABEL = "c2pa.ingredient.v3"
 _PARENT_INGREDIENT = {"title": "image supplied by the user (not included)",
                      "relationship": "parentOf", "label": _PARENT_LABEL}
+_GENERATOR_OUTPUT = {"title": "the generator's output, with its own manifest",
+                     "relationship": "componentOf"}
 # A thumbnail is a small copy of the picture inside the manifest: for an edit, one derived from
 # the user's own photo. It is also most of the cost (measured ~55 ms and ~170 KB at 1024 px).
 _SIGNING_SETTINGS = {"builder": {"thumbnail": {"enabled": False}}}
@@ -86,12 +88,17 @@ class ManifestSigner:
         self._context = c2pa.Context.from_dict(_SIGNING_SETTINGS)
 
     def sign(self, data: bytes, mime_type: str, *, edit: bool, record_id: str,
-             generator: str = "waakhond", model: str | None = None) -> bytes:
+             generator: str = "waakhond", model: str | None = None,
+             generator_output: tuple[bytes, str] | None = None) -> bytes:
         """The same image with a signed manifest declaring it AI-generated (``edit``: AI-edited).
 
+        ``generator_output``: the image as the generator delivered it (bytes, MIME type) when
+        it carried a manifest of its own. Marking must not strip an existing marking (the EU
+        Code of Practice), and c2pa-python keeps an earlier manifest only as an ingredient, so
+        it becomes a ``componentOf`` ingredient of ours.
+
         Raises ValueError for a type other than JPEG, PNG or WebP, and c2pa.C2paError when the
-        library cannot sign these bytes (e.g. they are not the type named). A manifest already
-        in ``data`` is replaced, not kept: c2pa-python keeps one only as an ingredient.
+        library cannot sign these bytes (e.g. they are not the type named).
         """
         if mime_type not in SIGNABLE_MIME_TYPES:
             raise ValueError(f"cannot sign {mime_type!r}: only {sorted(SIGNABLE_MIME_TYPES)}")
@@ -107,6 +114,9 @@ class ManifestSigner:
         output = io.BytesIO()
         # A Builder signs once, so each call makes its own; the Signer and settings are shared.
         with c2pa.Builder(definition, context=self._context) as builder:
+            if generator_output is not None:
+                original, original_type = generator_output
+                builder.add_ingredient(_GENERATOR_OUTPUT, original_type, io.BytesIO(original))
             builder.sign(self._signer, mime_type, io.BytesIO(data), output)
         return output.getvalue()
 

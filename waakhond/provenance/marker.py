@@ -6,7 +6,8 @@ for, applied to every image the gateway lets through.
 2. a signed C2PA manifest (trainedAlgorithmicMedia for new images,
    compositeWithTrainedAlgorithmicMedia for edits) naming the generation record.
 
-The watermark goes in first: signing covers the final pixels.
+The watermark goes in first: signing covers the final pixels. A manifest the generator put on
+its image is kept, as an ingredient of ours.
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ from waakhond.provenance.certificates import (
     development_identity,
     identity_from_files,
 )
-from waakhond.provenance.manifest import ManifestReading, ManifestSigner, read_manifest
+from waakhond.provenance.manifest import (
+    SIGNABLE_MIME_TYPES,
+    ManifestReading,
+    ManifestSigner,
+    read_manifest,
+)
 from waakhond.provenance.watermark import WatermarkReading, embed_watermark, read_watermark
 
 GENERATOR = "waakhond"
@@ -66,8 +72,17 @@ class Marker:
         watermarked.save(encoded, format=fmt, **options)
         mime_type = Image.MIME[fmt]
         signed = self._signer.sign(encoded.getvalue(), mime_type, edit=edit,
-                                   record_id=record_id, generator=GENERATOR, model=model)
+                                   record_id=record_id, generator=GENERATOR, model=model,
+                                   generator_output=self._earlier_manifest(image))
         return MarkedImage(signed, mime_type)
+
+    @staticmethod
+    def _earlier_manifest(image: DecodedImage) -> tuple[bytes, str] | None:
+        """The generator's own image when it carries a manifest, to keep as an ingredient."""
+        mime_type = image.info.mime_type
+        if mime_type in SIGNABLE_MIME_TYPES and read_manifest(image.data, mime_type).present:
+            return image.data, mime_type
+        return None
 
     def verify(self, image: DecodedImage) -> ProvenanceReport:
         """Read both marks from an image that passed intake (limits, decoding)."""
