@@ -6,12 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from waakhond.api.deps import gateway, requires
 from waakhond.api.errors import ERROR_RESPONSES
 from waakhond.errors import WaakhondError
-from waakhond.gateway.access import Caller, Scope
+from waakhond.gateway.access import Caller, Scope, Tier
 
 router = APIRouter(prefix="/v1", tags=["administration"], responses=ERROR_RESPONSES)
 
@@ -23,23 +23,21 @@ class NotFound(WaakhondError):
 
 class KeyBody(BaseModel):
     name: str = Field(min_length=1, max_length=100)
-    scopes: list[str] = Field(min_length=1)
+    scopes: list[Scope] = Field(min_length=1)
     requests_per_minute: int = Field(600, ge=1, le=1_000_000)
 
 
 class UserBody(BaseModel):
-    tier: str | None = Field(None, description="basic or verified")
-    reinstate: bool = Field(False, description="clear strikes, throttling and suspension")
+    tier: Tier | None = None
+    reinstate: StrictBool = Field(False, description="clear strikes, throttling and suspension")
 
 
 @router.post("/admin/keys", status_code=201)
 def create_key(request: Request, body: KeyBody,
                _: Annotated[Caller, Depends(requires(Scope.ADMIN))]) -> dict[str, Any]:
     """A new API key. The token is shown in this answer only."""
-    try:
-        key = gateway(request).keys.create(body.name, body.scopes, body.requests_per_minute)
-    except ValueError as exc:
-        raise _bad_request(str(exc)) from None
+    key = gateway(request).keys.create(body.name, [s.value for s in body.scopes],
+                                       body.requests_per_minute)
     return {"id": key.key_id, "name": key.name, "prefix": key.prefix, "scopes": key.scopes,
             "token": key.token}
 
@@ -69,11 +67,8 @@ def get_user(request: Request, user: str,
 def update_user(request: Request, user: str, body: UserBody,
                 _: Annotated[Caller, Depends(requires(Scope.MODERATE))]) -> dict[str, Any]:
     """Set a user's tier (e.g. verified) or reinstate a throttled or suspended user."""
-    try:
-        return gateway(request).users.set(user, tier=body.tier,
-                                          reinstate=body.reinstate)
-    except ValueError as exc:
-        raise _bad_request(str(exc)) from None
+    return gateway(request).users.set(user, tier=body.tier.value if body.tier else None,
+                                      reinstate=body.reinstate)
 
 
 @router.get("/decisions/{reference}")
@@ -84,9 +79,3 @@ def decision(request: Request, reference: str,
     if found is None:
         raise NotFound(f"no decision {reference}")
     return found
-
-
-def _bad_request(message: str) -> WaakhondError:
-    error = WaakhondError(message)
-    error.code = "invalid_request"
-    return error

@@ -48,6 +48,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         400: "bad request, or blocked by the policy (code content_policy_violation)",
         401: "missing or unknown API key",
         403: "the key lacks a scope, the user is suspended, or the tier forbids it",
+        404: "no such decision, key, user or image",
         413: "the request body is too large",
         429: "rate limit, or the user is throttled",
         502: "the image generator failed; nothing was returned",
@@ -113,7 +114,9 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail), f"http_{exc.status_code}")
+        answer = error_response(exc.status_code, str(exc.detail), f"http_{exc.status_code}")
+        answer.headers.update(exc.headers or {})  # e.g. Allow on a 405
+        return answer
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, exc: Exception) -> JSONResponse:
