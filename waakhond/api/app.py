@@ -49,7 +49,8 @@ def _add_operations(app: FastAPI, gateway: Gateway) -> None:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get("/readyz", tags=["operations"],
+             responses={503: {"description": "not ready: the problems are listed"}})
     def ready() -> JSONResponse:
         """The database answers and the models are loaded: safe to send traffic."""
         problems = []

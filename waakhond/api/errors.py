@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from waakhond.errors import InputError, WaakhondError
 from waakhond.gateway.access import AccessDenied
@@ -76,6 +77,15 @@ def blocked_response(exc: Blocked) -> JSONResponse:
                           "content_policy_violation", reference=exc.reference, extra=extra)
 
 
+def _methods_for(request: Request) -> list[str]:
+    """Every method of every route on this path: Starlette names only the first route's."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(Blocked)
     async def _blocked(_: Request, exc: Blocked) -> JSONResponse:
@@ -113,9 +123,11 @@ def install_handlers(app: FastAPI) -> None:
                               param=location[-1] if location else None)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         answer = error_response(exc.status_code, str(exc.detail), f"http_{exc.status_code}")
-        answer.headers.update(exc.headers or {})  # e.g. Allow on a 405
+        answer.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            answer.headers["Allow"] = ", ".join(_methods_for(request))
         return answer
 
     @app.exception_handler(Exception)

@@ -113,7 +113,9 @@ async def edits(
     return _answer(request, result, response_format)
 
 
-@router.get("/outputs/{name}", responses={404: ERROR_RESPONSES[400]})
+@router.get("/outputs/{name}", response_class=Response, responses={
+    200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}},
+          "description": "the image"}})
 async def output(request: Request, name: str) -> Response:
     """A generated image served for ``response_format=url`` (deleted after the retention
     time). The name is a long random token."""
