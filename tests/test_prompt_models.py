@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from waakhond import Screener
@@ -120,3 +122,21 @@ def test_the_probe_set(screener):
                    if not k.startswith("obfuscated")}
     assert min(by_language.values()) >= 0.8, by_language
     assert len(false_alarms) / (len(rows) - sum(map(len, caught.values()))) <= 0.03, false_alarms
+
+
+def test_concurrent_embeddings_are_batched_without_changing_them(screener):
+    embedder = screener.prompt_detector._embedder
+    texts = [f"a photo of {n} boats in a harbour" for n in range(24)] + ["a red bicycle"]
+    alone = [embedder.embed([text])[0] for text in texts]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda text: embedder.embed([text])[0], texts))
+    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(alone, together, strict=True))
+
+
+def test_an_embedding_failure_reaches_the_caller_and_the_next_call_works(screener, monkeypatch):
+    embedder = screener.prompt_detector._embedder
+    monkeypatch.setattr(embedder, "_embed", lambda texts: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        embedder.embed(["a red bicycle"])
+    monkeypatch.undo()
+    assert embedder.embed(["a red bicycle"]).shape == (1, 384)
