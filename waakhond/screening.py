@@ -95,6 +95,8 @@ class Screener:
     ) -> Verdict:
         """Screen image bytes. Raises InputError for unreadable input, UnknownCountry for a
         country code that does not exist; every other problem becomes a blocking verdict."""
+        _image_context(context)  # refuse a wrong context or country before decoding
+        normalise_country(country)
         started = time.perf_counter()
         image = decode_image(data, self.settings.intake)
         return self.check_decoded(image, context, country, source,
@@ -105,9 +107,7 @@ class Screener:
                       intake_ms: float = 0.0) -> Verdict:
         """Screen an image that already passed intake, for callers that use its pixels
         afterwards (the gateway marks what it lets through) and should not decode twice."""
-        ctx = Context.parse(context)
-        if ctx is Context.PROMPT:
-            raise ValueError("the 'prompt' context is for check_prompt, not for images")
+        ctx = _image_context(context)
         code = normalise_country(country)
         policy = load_policy(code)
         timings = {"intake": intake_ms}
@@ -203,6 +203,13 @@ class Screener:
                 policy: Policy) -> bool:
         return self.settings.cascade == "always" or policy.needs(detector.field, signals,
                                                                  context)
+
+
+def _image_context(context: str | Context) -> Context:
+    ctx = Context.parse(context)
+    if ctx is Context.PROMPT:
+        raise ValueError("the 'prompt' context is for check_prompt, not for images")
+    return ctx
 
 
 def _ms_since(started: float) -> float:
