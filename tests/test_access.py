@@ -22,8 +22,8 @@ from waakhond.store.models import ApiKey, EndUser
 
 
 @pytest.fixture
-def db(tmp_path) -> Database:
-    return Database(f"sqlite:///{tmp_path / 'w.db'}")
+def db(db_url) -> Database:
+    return Database(db_url)
 
 
 def test_only_the_hash_of_a_key_is_stored(db):

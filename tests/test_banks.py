@@ -59,11 +59,6 @@ WAAKHOND = Path(sys.executable).with_name("waakhond")
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'w.db'}"
-
-
-@pytest.fixture
 def banks(db_url: str) -> BankService:
     return BankService(Database(db_url))
 

@@ -221,8 +221,8 @@ def _reported_verdict() -> Verdict:
                    signals={"hashes": {"md5": "0" * 32}})
 
 
-def test_reported_content_is_kept_only_as_hashes_by_default(tmp_path):
-    log = DecisionLog(Database(f"sqlite:///{tmp_path / 'w.db'}"))
+def test_reported_content_is_kept_only_as_hashes_by_default(db_url):
+    log = DecisionLog(Database(db_url))
     reference = log.record(_reported_verdict(), Stage.IMAGE, "req_1",
                            Requester(None, None, None),
                            [ContentToPreserve(b"harmless bytes", "image/png")])
@@ -230,8 +230,8 @@ def test_reported_content_is_kept_only_as_hashes_by_default(tmp_path):
     assert stored["hashes"] == {"md5": "0" * 32} and stored["evidence_items"] == []
 
 
-def test_preserved_evidence_is_encrypted_and_every_access_logged(tmp_path):
-    db = Database(f"sqlite:///{tmp_path / 'w.db'}")
+def test_preserved_evidence_is_encrypted_and_every_access_logged(db_url):
+    db = Database(db_url)
     log = DecisionLog(db, Fernet.generate_key().decode())
     reference = log.record(_reported_verdict(), Stage.IMAGE, "req_1",
                            Requester(None, None, None),

@@ -9,12 +9,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from waakhond.config import data_folder
-from waakhond.store.models import Base
 
 
 def default_database_url() -> str:
@@ -33,13 +39,60 @@ def _sqlite_pragmas(connection: object, _record: object) -> None:
     cursor.close()
 
 
+MIGRATIONS = Path(__file__).with_name("migrations")
+# A database made before migrations existed (tables created directly): the newest table it has
+# says which revision it is at.
+_FIRST_TABLE_OF = (("0002", "api_keys"), ("0001", "banks"))
+_ATTEMPTS = 3
+
+
+def alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+@cache
+def head_revision() -> str | None:
+    scripts = ScriptDirectory.from_config(alembic_config(None))  # type: ignore[arg-type]
+    return scripts.get_current_head()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (Alembic). Two processes starting together may
+    race to create the tables; the loser tries again and finds them there."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            with engine.begin() as connection:
+                current = MigrationContext.configure(connection).get_current_revision()
+                if current == head_revision():
+                    return
+                _upgrade(connection)
+            return
+        except DBAPIError:
+            if attempt == _ATTEMPTS - 1:
+                raise
+
+
+def _upgrade(connection: Connection) -> None:
+    config = alembic_config(connection)
+    tables = set(inspect(connection).get_table_names())
+    if "alembic_version" not in tables:
+        for revision, table in _FIRST_TABLE_OF:
+            if table in tables:
+                command.stamp(config, revision)
+                break
+    command.upgrade(config, "head")
+
+
 class Database:
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_database_url()
         self.engine: Engine = create_engine(self.url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
+        migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

@@ -1,0 +1,41 @@
+"""Shared fixtures. ``db_url`` runs a storage test twice: on SQLite (the embedded default)
+and on the PostgreSQL that ./test starts on loopback (WAAKHOND_TEST_POSTGRES_URL), each time
+on a fresh, empty database."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+POSTGRES_URL = os.environ.get("WAAKHOND_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'w.db'}"
+        return
+    if not POSTGRES_URL:
+        if os.environ.get("CI"):
+            pytest.fail("CI must test on PostgreSQL: run the suite with ./test")
+        pytest.skip("no PostgreSQL: ./test starts one (WAAKHOND_TEST_POSTGRES_URL)")
+    yield from _fresh_postgres_database(POSTGRES_URL)
+
+
+def _fresh_postgres_database(admin_url: str) -> Iterator[str]:
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            # FORCE: engines the test left open still hold pooled connections.
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
