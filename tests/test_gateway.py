@@ -305,3 +305,15 @@ def test_health_readiness_metrics_and_openapi(stack):
     assert "waakhond_decisions_total" in metrics and "waakhond_request_seconds" in metrics
     assert {"/v1/images/generations", "/v1/images/edits", "/v1/screen/prompt",
             "/v1/verify"} <= set(spec["paths"])
+
+
+def test_admin_actions_are_in_the_audit_log(stack):
+    with stack.http(stack.key(Scope.ADMIN)) as http:
+        made = http.post("/v1/admin/keys", json={"name": "audited", "scopes": ["screen"]})
+        assert http.patch("/v1/users/audited-user", json={"tier": "verified"}).status_code == 200
+        entries = http.get("/v1/audit", params={"last": 5}).json()
+        verified = http.get("/v1/audit/verify").json()
+    actions = [(e["action"], e["subject"]) for e in entries]
+    assert ("key.create", f"key:{made.json()['id']}") in actions
+    assert ("user.update", "user:audited-user") in actions
+    assert verified["ok"] and verified["entries"] >= 2

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_USAGE, EXIT_NOT_MARKED = 0, 2, 1
+# EXIT_NO: the answer is no (verify: no mark found; audit verify: the chain is broken).
+EXIT_OK, EXIT_USAGE, EXIT_NO = 0, 2, 1
 BOOTSTRAP_KEY_FILE = "admin-key.txt"
 
 
@@ -44,6 +46,15 @@ def add_commands(commands: Any) -> None:
     evidence.add_argument("--purpose", required=True, help="why, e.g. the request's number")
     evidence.add_argument("--out", type=Path, required=True, help="file to write it to")
     evidence.set_defaults(handler=_evidence)
+
+    audit = commands.add_parser("audit", help="the hash-chained audit log")
+    audit_actions = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    audit_actions.add_parser(
+        "verify", help="recompute the chain; exit 1 if an entry was edited or removed"
+    ).set_defaults(handler=_audit_verify)
+    show = audit_actions.add_parser("show", help="the newest entries, as JSON lines")
+    show.add_argument("--last", type=int, default=20)
+    show.set_defaults(handler=_audit_show)
 
     verify = commands.add_parser(
         "verify", help="does an image carry our C2PA manifest or watermark, and from which "
@@ -94,12 +105,25 @@ def _keys() -> Any:
     return ApiKeys(Database())
 
 
+def _audit_log() -> Any:
+    from waakhond.audit import AuditLog
+    from waakhond.store import Database
+
+    return AuditLog(Database())
+
+
+def _cli_actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
 def _key_create(args: argparse.Namespace) -> int:
     try:
         key = _keys().create(args.name, args.scopes, args.per_minute)
     except ValueError as exc:
         print(f"waakhond: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    _audit_log().append(_cli_actor(), "key.create", f"key:{key.key_id}",
+                        {"name": key.name, "scopes": key.scopes})
     print(f"key {key.key_id} ({', '.join(key.scopes)}): {key.token}")
     print("the token is shown only now; keep it somewhere safe", file=sys.stderr)
     return EXIT_OK
@@ -117,7 +141,23 @@ def _key_revoke(args: argparse.Namespace) -> int:
     if not _keys().revoke(args.key_id):
         print(f"waakhond: no active key {args.key_id}", file=sys.stderr)
         return EXIT_USAGE
+    _audit_log().append(_cli_actor(), "key.revoke", f"key:{args.key_id}", {})
     print(f"key {args.key_id} revoked")
+    return EXIT_OK
+
+
+def _audit_verify(_: argparse.Namespace) -> int:
+    result = _audit_log().verify()
+    if result.ok:
+        print(f"audit log intact: {result.entries} entries, head {result.head}")
+        return EXIT_OK
+    print(f"audit log BROKEN: {result.problem}", file=sys.stderr)
+    return EXIT_NO
+
+
+def _audit_show(args: argparse.Namespace) -> int:
+    for entry in _audit_log().entries(args.last):
+        print(json.dumps(entry, ensure_ascii=False))
     return EXIT_OK
 
 
@@ -155,7 +195,7 @@ def _verify(args: argparse.Namespace) -> int:
         marked_all = marked_all and (report["synthetic"] or report["ours"])
         print(json.dumps({"source": str(path), **report}) if args.json
               else _describe(path, report))
-    return EXIT_OK if marked_all else EXIT_NOT_MARKED
+    return EXIT_OK if marked_all else EXIT_NO
 
 
 def _describe(path: Path, report: dict[str, Any]) -> str:

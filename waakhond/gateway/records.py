@@ -17,6 +17,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select
 
+from waakhond.audit import AuditLog
 from waakhond.core import Action, Verdict
 from waakhond.store import Database
 from waakhond.store.models import (
@@ -59,6 +60,7 @@ class ContentToPreserve:
 class DecisionLog:
     def __init__(self, db: Database, evidence_key: str | None = None) -> None:
         self.db = db
+        self.audit = AuditLog(db)
         self._fernet = Fernet(evidence_key.encode()) if evidence_key else None
 
     @property
@@ -116,6 +118,9 @@ class DecisionLog:
             session.add(EvidenceAccess(evidence_id=evidence_id, accessed_by=accessed_by,
                                        purpose=purpose))
             mime_type, ciphertext = item.mime_type, item.ciphertext
+            reference = item.decision_reference
+        self.audit.append(accessed_by, "evidence.open", f"evidence:{evidence_id}",
+                          {"purpose": purpose, "decision": reference})
         if self._fernet is None:
             raise ValueError("WAAKHOND_EVIDENCE_KEY is not set: the evidence cannot be opened")
         try:
