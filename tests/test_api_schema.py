@@ -58,6 +58,9 @@ SEMANTIC_REJECTIONS = {
     "corrupt_image", "empty_input", "unsupported_type",
     # ``country`` is an ISO 3166 code, typed as a short string.
     "unknown_country",
+    # A notice names its notifier unless it reports child sexual abuse (DSA Art. 16(2)(c)):
+    # a rule across fields that the spec does not express.
+    "invalid_notice",
 }
 
 

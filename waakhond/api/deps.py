@@ -39,6 +39,13 @@ def caller(request: Request,
     return found
 
 
+def optional_caller(request: Request,
+                    credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                           Depends(_bearer)]) -> Caller | None:
+    """For public endpoints that give a known key more (a trusted flagger's priority)."""
+    return caller(request, credentials) if credentials is not None else None
+
+
 def requires(scope: Scope) -> Callable[..., Caller]:
     def check(found: Annotated[Caller, Depends(caller)]) -> Caller:
         found.require(scope)

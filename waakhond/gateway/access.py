@@ -43,6 +43,7 @@ class Scope(StrEnum):
     MODERATE = "moderate"  # read decisions, lift throttles
     ADMIN = "admin"  # manage keys and end users
     AUDIT = "audit"  # read the decision log and preserved evidence
+    FLAG = "flag"  # a trusted flagger (DSA Art. 22): notices sent with this key come first
 
 
 class Tier(StrEnum):

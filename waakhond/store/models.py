@@ -210,3 +210,30 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     previous_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class Notice(Base):
+    """A report of illegal content: an Art. 16 notice, a TAKE IT DOWN request or an order
+    from an authority. Stored, and committed, before its receipt is sent."""
+
+    __tablename__ = "notices"
+    __table_args__ = (Index("ix_notices_queue", "status", "priority", "received_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(40), unique=True)
+    # Lets the notifier check the status without an account; only its hash is stored.
+    status_secret_sha256: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(30))  # cases.NoticeKind
+    category: Mapped[str] = mapped_column(String(80))  # STATEMENT_CATEGORY_*
+    location: Mapped[str] = mapped_column(Text)  # URL or content id
+    explanation: Mapped[str] = mapped_column(Text)
+    notifier_name: Mapped[str | None] = mapped_column(String(200))
+    notifier_email: Mapped[str | None] = mapped_column(String(320))
+    good_faith: Mapped[bool]
+    trusted_flagger: Mapped[str | None] = mapped_column(String(200))  # the flagger's name
+    authority: Mapped[str | None] = mapped_column(String(200))  # for orders
+    priority: Mapped[int]  # lower is sooner: child safety, then trusted flaggers, then others
+    status: Mapped[str] = mapped_column(String(20), default="received")
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    acknowledged_at: Mapped[datetime | None]
+    deadline_at: Mapped[datetime | None]  # TAKE IT DOWN: 48 hours after receipt
