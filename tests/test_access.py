@@ -60,14 +60,14 @@ def test_scopes_are_enforced_and_admin_has_them_all():
 def test_the_rate_limit_refills_over_time():
     now = [0.0]
     limiter = RateLimiter(clock=lambda: now[0])
-    caller = Caller(1, "x", frozenset({"screen"}), 60)  # one a second on average
-    for _ in range(60):
-        limiter.take(caller)
+    for _ in range(60):  # one a second on average, bursts of 60
+        limiter.take("key:1", 60)
     with pytest.raises(AccessDenied) as caught:
-        limiter.take(caller)
+        limiter.take("key:1", 60)
     assert caught.value.status == 429
+    limiter.take("key:2", 60)  # another bucket is not affected
     now[0] += 1.0
-    limiter.take(caller)
+    limiter.take("key:1", 60)
 
 
 def test_strikes_warn_then_throttle_then_suspend(db):

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from tests.gateway_server import free_port
 from tests.test_cli_gateway import _wait_ready
 from waakhond.api.app import create_app
+from waakhond.api.notices import ANONYMOUS_NOTICES_PER_MINUTE
 from waakhond.cases.notices import (
     CHILD_SAFETY,
     NoticeError,
@@ -121,6 +122,14 @@ def test_notices_over_the_api(client):
     assert queue[1]["trusted_flagger"] == "Offlimits"
 
 
+def test_anonymous_notices_are_rate_limited_per_address(client):
+    body = {"category": CHILD_SAFETY, "location": "https://example.org/x", "good_faith": True,
+            "explanation": "reported in a test"}
+    statuses = [client.post("/v1/notices", json=body).status_code
+                for _ in range(ANONYMOUS_NOTICES_PER_MINUTE + 1)]
+    assert statuses[:-1] == [201] * ANONYMOUS_NOTICES_PER_MINUTE and statuses[-1] == 429
+
+
 @pytest.mark.models
 def test_a_killed_server_loses_no_acknowledged_notice(tmp_path):
     """kill -9 in the middle of notice intake: every notice that got a receipt is stored."""
@@ -133,7 +142,10 @@ def test_a_killed_server_loses_no_acknowledged_notice(tmp_path):
     stop = threading.Event()
 
     def send() -> None:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+        # A trusted flagger's key: anonymous senders are limited to a few notices a minute.
+        token = (tmp_path / "admin-key.txt").read_text().strip()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5,
+                          headers={"Authorization": f"Bearer {token}"}) as http:
             while not stop.is_set():
                 try:
                     answer = http.post("/v1/notices", json={

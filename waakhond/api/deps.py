@@ -35,7 +35,7 @@ def caller(request: Request,
                            "invalid_api_key", 401)
     service = gateway(request)
     found = service.keys.authenticate(credentials.credentials)
-    service.limiter.take(found)
+    service.limiter.take(f"key:{found.key_id}", found.requests_per_minute)
     return found
 
 

@@ -9,13 +9,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, Field
 
-from waakhond.api.deps import optional_caller, requires
+from waakhond.api.deps import gateway, optional_caller, requires
 from waakhond.api.errors import ERROR_RESPONSES
 from waakhond.cases.notices import NoticeError, NoticeInput, NoticeKind, Notices
 from waakhond.errors import WaakhondError
 from waakhond.gateway.access import AccessDenied, Caller, Scope
 from waakhond.policy.dsa import CATEGORIES
 
+# Enough for a person or a hotline without a key; a flood from one address is refused.
+ANONYMOUS_NOTICES_PER_MINUTE = 20
 router = APIRouter(prefix="/v1/notices", tags=["notices (DSA Art. 16)"],
                    responses=ERROR_RESPONSES)
 
@@ -71,6 +73,9 @@ def send_notice(request: Request, body: NoticeBody,
             raise AccessDenied("authority orders are recorded by staff with a key",
                                "invalid_api_key", 401)
         found.require(Scope.MODERATE)
+    if found is None:  # keys have their own limit; anonymous senders one per address
+        address = request.client.host if request.client else "unknown"
+        gateway(request).limiter.take(f"address:{address}", ANONYMOUS_NOTICES_PER_MINUTE)
     trusted = found.name if found and Scope.FLAG.value in found.scopes else None
     try:
         receipt = notices(request).receive(NoticeInput(**body.model_dump()), trusted)

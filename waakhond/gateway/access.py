@@ -35,6 +35,7 @@ WARN_AT, THROTTLE_AT, SUSPEND_AT = 2, 3, 5
 REPORT_STRIKES = 3
 STRIKE_WINDOW = timedelta(days=30)
 THROTTLE_FOR = timedelta(minutes=10)
+MAX_BUCKETS = 10_000  # rate-limit buckets kept before idle ones are forgotten
 
 
 class Scope(StrEnum):
@@ -168,28 +169,34 @@ class ApiKeys:
 
 
 class RateLimiter:
-    """A token bucket per key: ``requests_per_minute`` on average, bursts up to that many.
-    In memory, per process: the embedded default is one process."""
+    """A token bucket per name (an API key, or the address of an anonymous sender):
+    ``per_minute`` on average, bursts up to that many. In memory, per process: the embedded
+    default is one process."""
 
     def __init__(self, clock: object = time.monotonic) -> None:
         self._clock = clock
-        self._buckets: dict[int, tuple[float, float]] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def take(self, caller: Caller) -> None:
-        rate = caller.requests_per_minute / 60.0
-        capacity = float(caller.requests_per_minute)
+    def take(self, bucket: str, per_minute: int) -> None:
+        rate, capacity = per_minute / 60.0, float(per_minute)
         with self._lock:
             now = self._clock()  # type: ignore[operator]
-            tokens, last = self._buckets.get(caller.key_id, (capacity, now))
+            tokens, last = self._buckets.get(bucket, (capacity, now))
             tokens = min(capacity, tokens + (now - last) * rate)
             if tokens < 1.0:
-                self._buckets[caller.key_id] = (tokens, now)
-                wait = (1.0 - tokens) / rate
-                raise AccessDenied(f"rate limit of {caller.requests_per_minute} requests a "
-                                   f"minute reached; retry in {wait:.1f} s",
+                self._buckets[bucket] = (tokens, now)
+                raise AccessDenied(f"rate limit of {per_minute} requests a minute reached; "
+                                   f"retry in {(1.0 - tokens) / rate:.1f} s",
                                    "rate_limit_exceeded", 429)
-            self._buckets[caller.key_id] = (tokens - 1.0, now)
+            self._buckets[bucket] = (tokens - 1.0, now)
+            if len(self._buckets) > MAX_BUCKETS:
+                self._forget_idle(now)
+
+    def _forget_idle(self, now: float) -> None:
+        # Anonymous senders come and go: a bucket untouched for an hour is full again anyway.
+        self._buckets = {name: state for name, state in self._buckets.items()
+                         if now - state[1] < 3600}
 
 
 @dataclass(frozen=True)
