@@ -13,9 +13,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from waakhond import __version__
-from waakhond.api import admin, images, notices, screening
+from waakhond.api import admin, cases, images, notices, screening
 from waakhond.api.errors import error_response, install_handlers
 from waakhond.cases.notices import Notices
+from waakhond.cases.queues import Cases
 from waakhond.config import GatewaySettings, data_folder
 from waakhond.gateway.metrics import REQUEST_SECONDS
 from waakhond.gateway.outputs import OutputStore
@@ -36,9 +37,11 @@ def create_app(gateway: Gateway, settings: GatewaySettings) -> FastAPI:
     app.state.gateway = gateway
     app.state.settings = settings
     app.state.notices = Notices(gateway.decisions.db)
+    app.state.cases = Cases(gateway.decisions.db)
     app.state.outputs = OutputStore(data_folder() / "outputs", settings.output_retention_s)
     install_handlers(app)
-    for router in (images.router, screening.router, notices.router, admin.router):
+    for router in (images.router, screening.router, notices.router, cases.router,
+                   admin.router):
         app.include_router(router)
     _add_operations(app, gateway)
     _add_middleware(app, gateway)

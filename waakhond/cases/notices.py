@@ -1,10 +1,10 @@
 """Notices of illegal content (DSA Art. 16), TAKE IT DOWN Act requests and authority orders.
 
-Intake is the part that must never lose anything: a notice is committed to the database
-before its receipt is returned, so an acknowledged notice survives a crash (tested with
-kill -9). A child sexual abuse notice may be anonymous (Art. 16(2)(c)); every other notice
-names its notifier. Priority: child safety first, then trusted flaggers (Art. 22) and
-authority orders, then everyone else; a TAKE IT DOWN request carries a 48-hour removal clock.
+Intake is the part that must never lose anything: a notice and its case are committed to the
+database together before its receipt is returned, so an acknowledged notice survives a crash
+(tested with kill -9). A child sexual abuse notice may be anonymous (Art. 16(2)(c)); every
+other notice names its notifier. Priority: child safety first, then trusted flaggers (Art. 22)
+and authority orders, then everyone else; a TAKE IT DOWN request carries a 48-hour clock.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from waakhond.cases.queues import Routing, Source, open_case
 from waakhond.policy.dsa import CATEGORIES
 from waakhond.store import Database
 from waakhond.store.models import Notice
@@ -111,6 +112,11 @@ class Notices:
                 notifier_email=notice.notifier_email or None, good_faith=notice.good_faith,
                 trusted_flagger=trusted_flagger, authority=notice.authority,
                 priority=priority, received_at=now, acknowledged_at=now, deadline_at=deadline))
+            open_case(session, Source.NOTICE, reference, Routing(
+                category=notice.category,
+                trusted=priority == PRIORITY_TRUSTED,
+                intimate=notice.kind is NoticeKind.TAKE_IT_DOWN,
+                legal_deadline=deadline))
         return Receipt(reference, secret, now, deadline, priority)
 
     def status(self, reference: str, secret: str) -> dict[str, Any] | None:

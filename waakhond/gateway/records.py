@@ -18,6 +18,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select
 
 from waakhond.audit import AuditLog
+from waakhond.cases.queues import Routing, Source, open_case
 from waakhond.core import Action, Verdict
 from waakhond.store import Database
 from waakhond.store.models import (
@@ -26,6 +27,10 @@ from waakhond.store.models import (
     EvidenceAccess,
     GenerationRecord,
 )
+
+# Automated verdicts a person looks at: "review" by definition, and "block_and_report", which
+# a person confirms before anything is reported to the authorities.
+NEEDS_A_PERSON = frozenset({Action.REVIEW, Action.BLOCK_AND_REPORT})
 
 
 class Stage(StrEnum):
@@ -83,6 +88,9 @@ class DecisionLog:
                 api_key_id=requester.api_key_id, end_user=requester.end_user,
                 hashes=verdict.signals.get("hashes") if reported else None,
             ))
+            if verdict.action in NEEDS_A_PERSON:
+                open_case(session, Source.DECISION, reference,
+                          Routing(labels=tuple(verdict.labels)))
             if reported and self._fernet and content:
                 for item in content:
                     session.add(Evidence(decision_reference=reference, mime_type=item.mime_type,

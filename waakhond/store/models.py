@@ -237,3 +237,22 @@ class Notice(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     acknowledged_at: Mapped[datetime | None]
     deadline_at: Mapped[datetime | None]  # TAKE IT DOWN: 48 hours after receipt
+
+
+class Case(Base):
+    """Something a person must decide: a notice, or an automated review / report verdict."""
+
+    __tablename__ = "cases"
+    __table_args__ = (Index("ix_cases_queue", "queue", "status", "priority", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(40), unique=True)
+    source: Mapped[str] = mapped_column(String(20))  # cases.queues.Source
+    source_reference: Mapped[str] = mapped_column(String(40), index=True)
+    queue: Mapped[str] = mapped_column(String(30))
+    priority: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open, assigned, decided
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    assigned_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    due_at: Mapped[datetime]
