@@ -1,6 +1,6 @@
-"""Shared fixtures. ``db_url`` runs a storage test twice: on SQLite (the embedded default)
-and on the PostgreSQL that ./test starts on loopback (WAAKHOND_TEST_POSTGRES_URL), each time
-on a fresh, empty database."""
+"""Shared fixtures. ``db_url`` (and ``module_db_url``) runs a test twice: on SQLite (the
+embedded default) and on the PostgreSQL that ./test starts on loopback
+(WAAKHOND_TEST_POSTGRES_URL), each time on a fresh, empty database."""
 
 from __future__ import annotations
 
@@ -17,8 +17,19 @@ POSTGRES_URL = os.environ.get("WAAKHOND_TEST_POSTGRES_URL")
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'w.db'}"
+    yield from _database(request.param, tmp_path)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def module_db_url(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same, shared by a module's tests (a server that loads the models once)."""
+    yield from _database(request.param, tmp_path_factory.mktemp("db"))
+
+
+def _database(kind: str, folder: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'w.db'}"
         return
     if not POSTGRES_URL:
         if os.environ.get("CI"):

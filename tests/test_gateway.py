@@ -60,11 +60,11 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, module_db_url: str) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("gateway")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WAAKHOND_DATA", str(folder))
-        db = Database(f"sqlite:///{folder / 'waakhond.db'}")
+        db = Database(module_db_url)
         screener = Screener(ScreeningSettings(model_threads=2),
                             matcher=HashMatcher(BankService(db)))
         settings = GatewaySettings()

@@ -102,13 +102,13 @@ def fake() -> Iterator[tuple[FakeUpstream, str]]:
 
 
 @pytest.fixture
-def gateway_for(tmp_path, monkeypatch, prompt_detector):
+def gateway_for(tmp_path, monkeypatch, prompt_detector, db_url):
     """Start a gateway on a fresh database with the given upstream and image detectors."""
     monkeypatch.setenv("WAAKHOND_DATA", str(tmp_path))
     stack = []
 
     def start(upstream, detectors=None, **settings: object) -> openai.OpenAI:
-        db = Database(f"sqlite:///{tmp_path / 'waakhond.db'}")
+        db = Database(db_url)
         screener = Screener(ScreeningSettings(model_threads=2), detectors=detectors,
                             prompt_detector=prompt_detector)
         gateway_settings = GatewaySettings(**settings)  # type: ignore[arg-type]
