@@ -108,8 +108,10 @@ def test_cases_over_the_api(tmp_path, monkeypatch):
         claimed = client.post("/v1/cases/claim").json()
         empty = client.post("/v1/cases/claim")
         released = client.post(f"/v1/cases/{claimed['reference']}/release").json()
+        metrics = client.get("/metrics").text
     assert sizes[0] == {"queue": "child_safety", "sla_hours": 1.0, "open": 1, "assigned": 0,
                         "overdue": 0, "due_soon": 0}
     assert claimed["queue"] == "child_safety" and claimed["assignee"].startswith("key:")
     assert empty.status_code == 404
     assert released["status"] == "open"
+    assert 'waakhond_cases{queue="child_safety",state="open"} 1.0' in metrics

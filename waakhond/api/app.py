@@ -18,7 +18,7 @@ from waakhond.api.errors import error_response, install_handlers
 from waakhond.cases.notices import Notices
 from waakhond.cases.queues import Cases
 from waakhond.config import GatewaySettings, data_folder
-from waakhond.gateway.metrics import REQUEST_SECONDS
+from waakhond.gateway.metrics import CASE_STATES, CASES, REQUEST_SECONDS
 from waakhond.gateway.outputs import OutputStore
 from waakhond.gateway.service import Gateway
 
@@ -71,7 +71,11 @@ def _add_operations(app: FastAPI, gateway: Gateway) -> None:
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     def metrics() -> Response:
-        """Prometheus metrics: decisions by stage, action and label; request latency."""
+        """Prometheus metrics: decisions by stage, action and label; request latency; cases
+        by queue and state (open, assigned, overdue, due within 15 minutes)."""
+        for queue in app.state.cases.overview():
+            for state in CASE_STATES:
+                CASES.labels(queue["queue"], state).set(queue[state])
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -6,7 +6,7 @@ process, whatever number of apps a test creates.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from waakhond.core import Verdict
 
@@ -16,6 +16,12 @@ LABELS = Counter("waakhond_decision_labels_total", "Labels on gateway decisions"
 REQUEST_SECONDS = Histogram(
     "waakhond_request_seconds", "HTTP request latency", ["route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 180))
+
+
+# Set when /metrics is read, so an alerting rule fires before a deadline is missed
+# (state due_soon) and when one was (state overdue).
+CASES = Gauge("waakhond_cases", "Undecided cases by queue and state", ["queue", "state"])
+CASE_STATES = ("open", "assigned", "overdue", "due_soon")
 
 
 def count_decision(stage: str, verdict: Verdict) -> None:
