@@ -42,12 +42,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
+from throughput import machine  # the same machine description as the other benches
 
 from waakhond.gateway.upstream import DemoUpstream, ImageRequest
 
@@ -376,18 +376,6 @@ def percentile(ordered: list[float], q: float) -> float:
     low = int(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def machine() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-             if line.startswith("model name")] if cpuinfo.exists() else []
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": names[0] if names else "unknown",
-        "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
-        "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-    }
 
 
 def verdict(ok: bool) -> str:

@@ -112,27 +112,27 @@ def synthetic_image(index: int) -> tuple[str, Image.Image]:
     return f"synthetic/{index:03d}{kind.__name__}.jpg", kind(rng, width, height)
 
 
-# --- transforms ------------------------------------------------------------------------
+# --- transforms (bench/watermark.py uses them too) ---------------------------------------
 
 
-def _redecode(image: Image.Image, quality: int) -> Image.Image:
+def redecode(image: Image.Image, quality: int) -> Image.Image:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=quality)
     return Image.fromarray(decode_image(buffer.getvalue()).first.rgb)
 
 
-def _jpeg(quality: int) -> Transform:
-    return lambda image: _redecode(image, quality)
+def jpeg(quality: int) -> Transform:
+    return lambda image: redecode(image, quality)
 
 
-def _resize(scale: float) -> Transform:
+def resize(scale: float) -> Transform:
     def apply(image: Image.Image) -> Image.Image:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         return image.resize(size, Image.Resampling.LANCZOS)
     return apply
 
 
-def _crop(total: float) -> Transform:
+def crop(total: float) -> Transform:
     """Remove `total` of the width and of the height, half from each side."""
     def apply(image: Image.Image) -> Image.Image:
         dx, dy = round(image.width * total / 2), round(image.height * total / 2)
@@ -171,12 +171,12 @@ def _brighter(image: Image.Image) -> Image.Image:
 
 
 TRANSFORMS: dict[str, Transform] = {
-    "jpeg_q50": _jpeg(50),
-    "jpeg_q30": _jpeg(30),
-    "resize_0.5": _resize(0.5),
-    "resize_0.25": _resize(0.25),
-    "crop_5pct": _crop(0.05),
-    "crop_10pct": _crop(0.10),
+    "jpeg_q50": jpeg(50),
+    "jpeg_q30": jpeg(30),
+    "resize_0.5": resize(0.5),
+    "resize_0.25": resize(0.25),
+    "crop_5pct": crop(0.05),
+    "crop_10pct": crop(0.10),
     "rotate_90": lambda image: image.transpose(Image.Transpose.ROTATE_90),
     "mirror": ImageOps.mirror,
     "grayscale": _grey,
@@ -215,7 +215,7 @@ def _load(source: Source) -> tuple[str, Image.Image]:
         rgb = decode_image(path.read_bytes()).first.rgb
         return f"{path.parent.name}/{path.name}", Image.fromarray(rgb)
     name, image = synthetic_image(int(ident))
-    return name, _redecode(image, ORIGINAL_JPEG_QUALITY)
+    return name, redecode(image, ORIGINAL_JPEG_QUALITY)
 
 
 def _dihedral(image: Image.Image) -> tuple[np.ndarray, int]:

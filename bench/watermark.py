@@ -16,13 +16,12 @@ images are used. Run from the repository root (Markdown to stdout, progress to s
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -31,6 +30,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from hash_robustness import Transform, crop, jpeg, redecode, resize  # the same transforms
 from PIL import Image
 
 from waakhond.intake.image import decode_image
@@ -46,45 +46,14 @@ TARGET_EMBED_MS = 40.0  # 1024 x 1024 on 2 cores
 TARGET_READ_MS = 25.0
 TARGET_PSNR_DB = 38.0
 
-Transform = Callable[[Image.Image], Image.Image]
-
-
-# --- transforms ------------------------------------------------------------------------
-
-
-def _redecode(image: Image.Image, quality: int) -> Image.Image:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality)
-    return Image.fromarray(decode_image(buffer.getvalue()).first.rgb)
-
-
-def _jpeg(quality: int) -> Transform:
-    return lambda image: _redecode(image, quality)
-
-
-def _resize(scale: float) -> Transform:
-    def apply(image: Image.Image) -> Image.Image:
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        return image.resize(size, Image.Resampling.LANCZOS)
-    return apply
-
-
-def _crop(total: float) -> Transform:
-    """Remove `total` of the width and of the height, half from each side."""
-    def apply(image: Image.Image) -> Image.Image:
-        dx, dy = round(image.width * total / 2), round(image.height * total / 2)
-        return image.crop((dx, dy, image.width - dx, image.height - dy))
-    return apply
-
-
 TRANSFORMS: dict[str, Transform] = {
     "none": lambda image: image,
-    "jpeg_q80": _jpeg(80),
-    "jpeg_q50": _jpeg(50),
-    "resize_0.5": _resize(0.5),
-    "resize_2": _resize(2.0),
-    "resize_0.5+jpeg_q80": lambda image: _redecode(_resize(0.5)(image), 80),
-    "crop_5pct": _crop(0.05),
+    "jpeg_q80": jpeg(80),
+    "jpeg_q50": jpeg(50),
+    "resize_0.5": resize(0.5),
+    "resize_2": resize(2.0),
+    "resize_0.5+jpeg_q80": lambda image: redecode(resize(0.5)(image), 80),
+    "crop_5pct": crop(0.05),
 }
 
 DEFINITIONS = {
