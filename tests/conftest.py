@@ -10,7 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
+
+from waakhond.api.app import create_app
+from waakhond.config import GatewaySettings, ScreeningSettings
+from waakhond.gateway.setup import build_gateway
+from waakhond.screening import Screener
+from waakhond.store import Database
 
 POSTGRES_URL = os.environ.get("WAAKHOND_TEST_POSTGRES_URL")
 
@@ -50,3 +57,16 @@ def _fresh_postgres_database(admin_url: str) -> Iterator[str]:
             # FORCE: engines the test left open still hold pooled connections.
             connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    """The HTTP API in-process, without the image and prompt models (for the parts that do not
+    screen anything: notices, cases, administration). ``client.gateway`` is behind it."""
+    monkeypatch.setenv("WAAKHOND_DATA", str(tmp_path))
+    settings = GatewaySettings()
+    gateway = build_gateway(settings, db=Database(f"sqlite:///{tmp_path / 'w.db'}"),
+                            screener=Screener(ScreeningSettings(), detectors=[]))
+    with TestClient(create_app(gateway, settings)) as test_client:
+        test_client.gateway = gateway  # type: ignore[attr-defined]
+        yield test_client

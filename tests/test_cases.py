@@ -7,18 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 
 from tests.test_notices import VIOLENCE, notice
-from waakhond.api.app import create_app
 from waakhond.cases.notices import CHILD_SAFETY, NoticeKind, Notices
 from waakhond.cases.queues import Cases, Routing, Source, open_case, route
-from waakhond.config import GatewaySettings, ScreeningSettings
 from waakhond.core import Action, Context, Reason, Verdict
 from waakhond.gateway.access import Scope
 from waakhond.gateway.records import DecisionLog, Requester, Stage
-from waakhond.gateway.setup import build_gateway
-from waakhond.screening import Screener
 from waakhond.store import Database
 
 
@@ -94,21 +89,15 @@ def test_concurrent_reviewers_are_never_given_the_same_case(db_url):
     assert claimed.count(None) == 6
 
 
-def test_cases_over_the_api(tmp_path, monkeypatch):
-    monkeypatch.setenv("WAAKHOND_DATA", str(tmp_path))
-    db = Database(f"sqlite:///{tmp_path / 'w.db'}")
-    settings = GatewaySettings()
-    gateway = build_gateway(settings, db=db, screener=Screener(ScreeningSettings(),
-                                                                detectors=[]))
-    Notices(db).receive(notice(category=CHILD_SAFETY))
-    token = gateway.keys.create("desk", [Scope.MODERATE.value]).token
-    with TestClient(create_app(gateway, settings),
-                    headers={"Authorization": f"Bearer {token}"}) as client:
-        sizes = client.get("/v1/cases/queues").json()
-        claimed = client.post("/v1/cases/claim").json()
-        empty = client.post("/v1/cases/claim")
-        released = client.post(f"/v1/cases/{claimed['reference']}/release").json()
-        metrics = client.get("/metrics").text
+def test_cases_over_the_api(client):
+    Notices(client.gateway.decisions.db).receive(notice(category=CHILD_SAFETY))
+    token = client.gateway.keys.create("desk", [Scope.MODERATE.value]).token
+    client.headers["Authorization"] = f"Bearer {token}"
+    sizes = client.get("/v1/cases/queues").json()
+    claimed = client.post("/v1/cases/claim").json()
+    empty = client.post("/v1/cases/claim")
+    released = client.post(f"/v1/cases/{claimed['reference']}/release").json()
+    metrics = client.get("/metrics").text
     assert sizes[0] == {"queue": "child_safety", "sla_hours": 1.0, "open": 1, "assigned": 0,
                         "overdue": 0, "due_soon": 0}
     assert claimed["queue"] == "child_safety" and claimed["assignee"].startswith("key:")

@@ -13,11 +13,9 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 
 from tests.gateway_server import free_port
 from tests.test_cli_gateway import _wait_ready
-from waakhond.api.app import create_app
 from waakhond.api.notices import ANONYMOUS_NOTICES_PER_MINUTE
 from waakhond.cases.notices import (
     CHILD_SAFETY,
@@ -26,10 +24,7 @@ from waakhond.cases.notices import (
     NoticeKind,
     Notices,
 )
-from waakhond.config import GatewaySettings, ScreeningSettings
 from waakhond.gateway.access import Scope
-from waakhond.gateway.setup import build_gateway
-from waakhond.screening import Screener
 from waakhond.store import Database
 
 VIOLENCE = "STATEMENT_CATEGORY_CYBER_VIOLENCE"
@@ -80,18 +75,6 @@ def test_only_the_notifier_sees_the_status(db_url):
     assert notices.status("ntc_nope", receipt.status_secret) is None
 
 
-@pytest.fixture
-def client(tmp_path, monkeypatch):
-    monkeypatch.setenv("WAAKHOND_DATA", str(tmp_path))
-    db = Database(f"sqlite:///{tmp_path / 'w.db'}")
-    settings = GatewaySettings()
-    gateway = build_gateway(settings, db=db, screener=Screener(ScreeningSettings(),
-                                                                detectors=[]))
-    with TestClient(create_app(gateway, settings)) as test_client:
-        test_client.keys = gateway.keys  # type: ignore[attr-defined]
-        yield test_client
-
-
 def test_notices_over_the_api(client):
     anonymous = client.post("/v1/notices", json={
         "category": CHILD_SAFETY, "location": "https://example.org/x", "good_faith": True,
@@ -106,7 +89,7 @@ def test_notices_over_the_api(client):
         "category": VIOLENCE, "location": "x", "good_faith": True, "explanation": "x"})
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_notice"
 
-    flagger = client.keys.create("Offlimits", [Scope.FLAG.value]).token
+    flagger = client.gateway.keys.create("Offlimits", [Scope.FLAG.value]).token
     client.post("/v1/notices", headers={"Authorization": f"Bearer {flagger}"}, json={
         "category": VIOLENCE, "location": "https://example.org/y", "good_faith": True,
         "explanation": "a deepfake", "notifier_name": "Offlimits",
@@ -116,7 +99,7 @@ def test_notices_over_the_api(client):
         "good_faith": True, "explanation": "order 12", "notifier_name": "Court",
         "notifier_email": "c@example.org", "authority": "Rechtbank Amsterdam"})
     assert order.status_code == 401
-    moderator = client.keys.create("staff", [Scope.MODERATE.value]).token
+    moderator = client.gateway.keys.create("staff", [Scope.MODERATE.value]).token
     queue = client.get("/v1/notices", headers={"Authorization": f"Bearer {moderator}"}).json()
     assert [n["priority"] for n in queue] == [0, 1]
     assert queue[1]["trusted_flagger"] == "Offlimits"
