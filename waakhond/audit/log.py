@@ -81,9 +81,15 @@ class AuditLog:
         with self.db.session() as session:
             query = select(AuditEntry).order_by(AuditEntry.seq.desc())
             rows = session.scalars(query.limit(last) if last else query).all()
-            return [{"seq": r.seq, "at": r.at.isoformat(), "actor": r.actor,
-                     "action": r.action, "subject": r.subject, "details": r.details,
-                     "hash": r.entry_hash} for r in reversed(rows)]
+            return [_describe(row) for row in reversed(rows)]
+
+    def about(self, subject: str, action: str) -> list[dict[str, Any]]:
+        """Every entry of one kind about one subject, oldest first."""
+        with self.db.session() as session:
+            rows = session.scalars(select(AuditEntry).where(
+                AuditEntry.subject == subject, AuditEntry.action == action)
+                .order_by(AuditEntry.seq))
+            return [_describe(row) for row in rows]
 
     def verify(self) -> Verification:
         """Walk the whole chain; report the first entry that does not check out."""
@@ -101,6 +107,12 @@ class AuditLog:
         with self.db.session() as session:
             last = session.scalar(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1))
             return last.entry_hash if last else GENESIS
+
+
+def _describe(entry: AuditEntry) -> dict[str, Any]:
+    return {"seq": entry.seq, "at": entry.at.isoformat(), "actor": entry.actor,
+            "action": entry.action, "subject": entry.subject, "details": entry.details,
+            "hash": entry.entry_hash}
 
 
 def _problem(entry: AuditEntry, expected_seq: int, previous: str) -> str | None:

@@ -24,7 +24,6 @@ from waakhond.store import Database
 from waakhond.store.models import (
     DecisionRecord,
     Evidence,
-    EvidenceAccess,
     GenerationRecord,
 )
 
@@ -115,16 +114,14 @@ class DecisionLog:
 
     def open_evidence(self, evidence_id: int, accessed_by: str,
                       purpose: str) -> ContentToPreserve:
-        """Decrypt preserved content. The access is logged first, so even a failed attempt
-        leaves a trace."""
+        """Decrypt preserved content. The access goes into the audit log first, so even a
+        failed attempt leaves a trace."""
         if not accessed_by.strip() or not purpose.strip():
             raise ValueError("say who opens the evidence and why")
         with self.db.session() as session:
             item = session.get(Evidence, evidence_id)
             if item is None:
                 raise KeyError(f"no evidence item {evidence_id}")
-            session.add(EvidenceAccess(evidence_id=evidence_id, accessed_by=accessed_by,
-                                       purpose=purpose))
             mime_type, ciphertext = item.mime_type, item.ciphertext
             reference = item.decision_reference
         self.audit.append(accessed_by, "evidence.open", f"evidence:{evidence_id}",
@@ -137,10 +134,9 @@ class DecisionLog:
             raise ValueError("the evidence key does not open this item") from None
 
     def evidence_accesses(self, evidence_id: int) -> list[dict[str, str]]:
-        with self.db.session() as session:
-            rows = session.scalars(select(EvidenceAccess).where(
-                EvidenceAccess.evidence_id == evidence_id).order_by(EvidenceAccess.id))
-            return [{"by": r.accessed_by, "purpose": r.purpose, "at": _iso(r.at)} for r in rows]
+        """Who opened an item, why and when, from the audit log."""
+        return [{"by": entry["actor"], "purpose": entry["details"]["purpose"], "at": entry["at"]}
+                for entry in self.audit.about(f"evidence:{evidence_id}", "evidence.open")]
 
 
 @dataclass(frozen=True)

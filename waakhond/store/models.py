@@ -184,18 +184,6 @@ class Evidence(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class EvidenceAccess(Base):
-    """Who opened preserved evidence, when and why: every access is logged."""
-
-    __tablename__ = "evidence_access"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    evidence_id: Mapped[int] = mapped_column(ForeignKey("evidence.id", ondelete="CASCADE"))
-    accessed_by: Mapped[str] = mapped_column(String(200))
-    purpose: Mapped[str] = mapped_column(Text)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
 class AuditEntry(Base):
     """One line of the append-only, hash-chained audit log (waakhond.audit)."""
 

@@ -1,5 +1,7 @@
 """The gateway: API keys, end users, the decision log, generation records, evidence.
 
+(Who opened evidence is in the audit log, revision 0003.)
+
 Revision ID: 0002
 Revises: 0001
 """
@@ -91,19 +93,8 @@ def upgrade() -> None:
     sa.UniqueConstraint('record_id')
     )
 
-    op.create_table('evidence_access',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('evidence_id', sa.Integer(), nullable=False),
-    sa.Column('accessed_by', sa.String(length=200), nullable=False),
-    sa.Column('purpose', sa.Text(), nullable=False),
-    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['evidence_id'], ['evidence.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
-    )
-
 
 def downgrade() -> None:
-    op.drop_table('evidence_access')
     op.drop_table('generations')
     with op.batch_alter_table('evidence', schema=None) as batch_op:
         batch_op.drop_index('ix_evidence_decision_reference')
