@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, overload
 
 from sqlalchemy import (
     JSON,
@@ -21,6 +21,19 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@overload
+def aware(moment: datetime) -> datetime: ...
+@overload
+def aware(moment: None) -> None: ...
+def aware(moment: datetime | None) -> datetime | None:
+    """SQLite gives times back without their zone; every time stored here is UTC."""
+    return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
+
+
+def iso(moment: datetime | None) -> str | None:
+    return aware(moment).isoformat() if moment else None
 
 
 class Base(DeclarativeBase):
@@ -225,6 +238,8 @@ class Notice(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     acknowledged_at: Mapped[datetime | None]
     deadline_at: Mapped[datetime | None]  # TAKE IT DOWN: 48 hours after receipt
+    decided_at: Mapped[datetime | None]
+    decision_reference: Mapped[str | None] = mapped_column(String(40))
 
 
 class Case(Base):
@@ -244,3 +259,115 @@ class Case(Base):
     assigned_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     due_at: Mapped[datetime]
+
+
+class ModerationDecision(Base):
+    """What a person decided on a case: a restriction (DSA Art. 17 terms) or no action.
+    The decision facts are written for the affected user and hold no personal data, so the
+    statement of reasons can be built from them as they are."""
+
+    __tablename__ = "moderation_decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(40), unique=True)  # act_...
+    case_reference: Mapped[str] = mapped_column(String(40), index=True)
+    outcome: Mapped[str] = mapped_column(String(20))  # cases.decisions.Outcome
+    ground: Mapped[str | None] = mapped_column(String(40))  # DECISION_GROUND_*
+    legal_ground: Mapped[str] = mapped_column(Text, default="")  # the law, for illegal content
+    facts: Mapped[str] = mapped_column(Text, default="")  # why, for the affected user
+    category: Mapped[str | None] = mapped_column(String(80))  # STATEMENT_CATEGORY_*
+    keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
+    visibility: Mapped[list[str]] = mapped_column(JSON, default=list)  # DECISION_VISIBILITY_*
+    account: Mapped[str | None] = mapped_column(String(40))  # DECISION_ACCOUNT_*
+    monetary: Mapped[str | None] = mapped_column(String(40))
+    provision: Mapped[str | None] = mapped_column(String(60))
+    territorial_scope: Mapped[list[str]] = mapped_column(JSON, default=list)
+    content_type: Mapped[list[str]] = mapped_column(JSON, default=list)  # CONTENT_TYPE_*
+    content_location: Mapped[str] = mapped_column(Text, default="")  # URL or content id
+    content_date: Mapped[datetime | None]
+    end_user: Mapped[str | None] = mapped_column(String(200))  # whose content it was
+    hashes: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # to remove identical copies
+    automated_detection: Mapped[bool] = mapped_column(default=False)
+    automated_decision: Mapped[str] = mapped_column(String(40))  # AUTOMATED_DECISION_*
+    # Given once to the affected user (through the platform) to complain (Art. 20).
+    complaint_secret_sha256: Mapped[str | None] = mapped_column(String(64))
+    decided_by: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reversed_at: Mapped[datetime | None]  # set when a complaint overturned it
+
+
+class StatementOfReasons(Base):
+    """A statement for the Commission's Transparency Database, kept until it is stored there.
+    The puid is unique here too, so it can never be sent twice for different statements."""
+
+    __tablename__ = "statements_of_reasons"
+    __table_args__ = (Index("ix_statements_pending", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    puid: Mapped[str] = mapped_column(String(500), unique=True)
+    decision_reference: Mapped[str] = mapped_column(String(40), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending/stored/rejected
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stored_at: Mapped[datetime | None]
+
+
+class WebhookDelivery(Base):
+    """An event for the platform (a restriction to apply, content to restore), kept until the
+    platform acknowledges it. The event id is the idempotency key the platform deduplicates on."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhooks_pending", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(40), unique=True)
+    event_type: Mapped[str] = mapped_column(String(60))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending/delivered/failing
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+
+
+class Complaint(Base):
+    """A complaint against a decision (DSA Art. 20), from the affected user or the notifier.
+    A person decides it; it becomes a case of its own."""
+
+    __tablename__ = "complaints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(40), unique=True)  # cmp_...
+    decision_reference: Mapped[str] = mapped_column(String(40), index=True)
+    complainant: Mapped[str] = mapped_column(String(20))  # affected_user or notifier
+    explanation: Mapped[str] = mapped_column(Text)
+    status_secret_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default="received")  # received/decided
+    outcome: Mapped[str | None] = mapped_column(String(20))  # upheld or reversed
+    answer: Mapped[str] = mapped_column(Text, default="")
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+
+
+class CrimeReport(Base):
+    """A report of a suspected crime (DSA Art. 18) or a CyberTipline-style CSAM report, built
+    from a case. The package names evidence items; the content stays encrypted in evidence."""
+
+    __tablename__ = "crime_reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(40), unique=True)  # rpt_...
+    case_reference: Mapped[str] = mapped_column(String(40), index=True)
+    destination: Mapped[str] = mapped_column(String(100))  # e.g. ncmec, europol, NL
+    package: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="built")  # built/submitted/failed
+    external_id: Mapped[str | None] = mapped_column(String(100))  # the receiver's report id
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    submitted_at: Mapped[datetime | None]
