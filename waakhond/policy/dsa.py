@@ -36,6 +36,41 @@ KEYWORDS = frozenset(
     )
 )
 
+# The restrictions a decision can take, in the database's four kinds (at least one is sent).
+VISIBILITY = frozenset(
+    f"DECISION_VISIBILITY_{name}"
+    for name in (
+        "CONTENT_REMOVED", "CONTENT_DISABLED", "CONTENT_DEMOTED", "CONTENT_AGE_RESTRICTED",
+        "CONTENT_INTERACTION_RESTRICTED", "CONTENT_LABELLED", "OTHER",
+    )
+)
+MONETARY = frozenset(
+    f"DECISION_MONETARY_{name}" for name in ("SUSPENSION", "TERMINATION", "OTHER")
+)
+PROVISION = frozenset(
+    f"DECISION_PROVISION_{name}"
+    for name in ("PARTIAL_SUSPENSION", "TOTAL_SUSPENSION", "PARTIAL_TERMINATION",
+                 "TOTAL_TERMINATION")
+)
+ACCOUNT = frozenset({"DECISION_ACCOUNT_SUSPENDED", "DECISION_ACCOUNT_TERMINATED"})
+
+CONTENT_TYPES = frozenset(
+    f"CONTENT_TYPE_{name}"
+    for name in ("APP", "AUDIO", "IMAGE", "PRODUCT", "SYNTHETIC_MEDIA", "TEXT", "VIDEO", "OTHER")
+)
+SOURCE_TYPES = frozenset({
+    "SOURCE_ARTICLE_16", "SOURCE_TRUSTED_FLAGGER", "SOURCE_TYPE_OTHER_NOTIFICATION",
+    "SOURCE_VOLUNTARY",
+})
+AUTOMATED_DECISIONS = frozenset(
+    f"AUTOMATED_DECISION_{name}" for name in ("FULLY", "PARTIALLY", "NOT_AUTOMATED")
+)
+# territorial_scope: the EU and EEA member states (Greece is GR, not EL).
+TERRITORIES = frozenset({
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE",
+    "IS", "IT", "LI", "LT", "LU", "LV", "MT", "NL", "NO", "PL", "PT", "RO", "SE", "SI", "SK",
+})
+
 # When the content is AI-made, the Transparency Database has a more precise keyword.
 _DEEPFAKE_VARIANTS = {
     "KEYWORD_CHILD_SEXUAL_ABUSE_MATERIAL": "KEYWORD_CHILD_SEXUAL_ABUSE_MATERIAL_DEEPFAKE",
