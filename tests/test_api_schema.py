@@ -61,6 +61,8 @@ SEMANTIC_REJECTIONS = {
     # A notice names its notifier unless it reports child sexual abuse (DSA Art. 16(2)(c)):
     # a rule across fields that the spec does not express.
     "invalid_notice",
+    # Complaints close six months after the decision; a report period starts before it ends.
+    "invalid_complaint", "invalid_period",
 }
 
 

@@ -44,7 +44,8 @@ def test_notices_and_automated_verdicts_that_need_a_person_become_cases(db_url):
     log.record(verdict(Action.BLOCK_AND_REPORT, ["SEXUAL_MINOR"]), Stage.IMAGE, "req_2", who)
     log.record(verdict(Action.BLOCK, ["ADULT_NUDITY"]), Stage.IMAGE, "req_3", who)  # no case
     sizes = {q["queue"]: q["open"] for q in Cases(db).overview()}
-    assert sizes == {"child_safety": 1, "intimate_imagery": 1, "trusted": 0, "general": 1}
+    assert sizes == {"child_safety": 1, "intimate_imagery": 1, "trusted": 0, "general": 1,
+                     "complaints": 0}
 
 
 def test_the_legal_deadline_wins_when_it_is_sooner(db_url):

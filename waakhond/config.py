@@ -76,6 +76,17 @@ class GatewaySettings:
     c2pa_private_key: str = ""
     # Generated images served for ``response_format=url`` are deleted after this long.
     output_retention_s: int = 3600
+    # Where the platform receives restrictions, restorations and decision notices (signed
+    # with the secret, HMAC-SHA256). Empty: events wait in the outbox until it is set.
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    webhook_timeout_s: float = 10.0
+    # The Commission's Transparency Database API and the platform's token. Empty: statements
+    # of reasons wait in the outbox until it is set.
+    transparency_db_url: str = ""
+    transparency_db_token: str = ""
+    # How often the outboxes (webhooks, statements) are sent.
+    delivery_interval_s: float = 2.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> GatewaySettings:

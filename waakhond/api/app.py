@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -13,14 +14,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from waakhond import __version__
-from waakhond.api import admin, cases, images, notices, screening
+from waakhond.api import admin, cases, complaints, images, notices, screening, transparency
+from waakhond.api import webhooks as webhooks_api
 from waakhond.api.errors import error_response, install_handlers
+from waakhond.background import Periodic
+from waakhond.cases.complaints import Complaints
+from waakhond.cases.decisions import Decisions
 from waakhond.cases.notices import Notices
 from waakhond.cases.queues import Cases
 from waakhond.config import GatewaySettings, data_folder
 from waakhond.gateway.metrics import CASE_STATES, CASES, REQUEST_SECONDS
 from waakhond.gateway.outputs import OutputStore
 from waakhond.gateway.service import Gateway
+from waakhond.store import Database
+from waakhond.transparency.submitter import StatementSubmitter
+from waakhond.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 # Room for multipart framing and form fields around the largest image intake accepts.
@@ -29,6 +37,7 @@ BODY_OVERHEAD = 1024 * 1024
 
 def create_app(gateway: Gateway, settings: GatewaySettings) -> FastAPI:
     app = FastAPI(
+        lifespan=_senders,
         title="waakhond",
         version=__version__,
         summary="A safety gateway in front of image generators: screens prompts, input "
@@ -38,14 +47,45 @@ def create_app(gateway: Gateway, settings: GatewaySettings) -> FastAPI:
     app.state.settings = settings
     app.state.notices = Notices(gateway.decisions.db)
     app.state.cases = Cases(gateway.decisions.db)
+    app.state.decisions = Decisions(gateway.decisions.db)
+    app.state.complaints = Complaints(gateway.decisions.db)
     app.state.outputs = OutputStore(data_folder() / "outputs", settings.output_retention_s)
+    _add_deliveries(app, gateway.decisions.db, settings)
     install_handlers(app)
     for router in (images.router, screening.router, notices.router, cases.router,
-                   admin.router):
+                   complaints.router, transparency.router, webhooks_api.router, admin.router):
         app.include_router(router)
     _add_operations(app, gateway)
     _add_middleware(app, gateway)
     return app
+
+
+def _add_deliveries(app: FastAPI, db: Database, settings: GatewaySettings) -> None:
+    """The outboxes' senders, where their receivers are configured. Without one, events and
+    statements wait in the database and go out once it is set."""
+    app.state.webhooks = (Webhooks(db, settings.webhook_url, settings.webhook_secret,
+                                   settings.webhook_timeout_s)
+                          if settings.webhook_url else None)
+    app.state.statements = (StatementSubmitter(db, settings.transparency_db_url,
+                                               settings.transparency_db_token)
+                            if settings.transparency_db_url else None)
+    interval = settings.delivery_interval_s
+    app.state.senders = (
+        ([Periodic("webhooks", app.state.webhooks.deliver_due, interval)]
+         if app.state.webhooks else [])
+        + ([Periodic("statements", app.state.statements.submit_due, interval)]
+           if app.state.statements else []))
+
+
+@asynccontextmanager
+async def _senders(app: FastAPI) -> AsyncIterator[None]:
+    for sender in app.state.senders:
+        sender.start()
+    yield
+    for sender in app.state.senders:
+        sender.stop()
+    if app.state.webhooks:
+        app.state.webhooks.close()
 
 
 def _add_operations(app: FastAPI, gateway: Gateway) -> None:
@@ -76,6 +116,8 @@ def _add_operations(app: FastAPI, gateway: Gateway) -> None:
         for queue in app.state.cases.overview():
             for state in CASE_STATES:
                 CASES.labels(queue["queue"], state).set(queue[state])
+        if app.state.webhooks:
+            app.state.webhooks.update_metrics()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

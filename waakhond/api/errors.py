@@ -49,7 +49,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         400: "bad request, or blocked by the policy (code content_policy_violation)",
         401: "missing or unknown API key",
         403: "the key lacks a scope, the user is suspended, or the tier forbids it",
-        404: "no such decision, key, user or image",
+        404: "no such decision, key, user, case or image",
+        409: "not possible in this state: a case you do not hold, a decision taken already, "
+             "webhooks not configured",
         413: "the request body is too large",
         429: "rate limit, or the user is throttled",
         502: "the image generator failed; nothing was returned",

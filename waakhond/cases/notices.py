@@ -19,10 +19,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from waakhond.cases.decisions import REDRESS
 from waakhond.cases.queues import Routing, Source, open_case
 from waakhond.policy.dsa import CATEGORIES
 from waakhond.store import Database
-from waakhond.store.models import Notice
+from waakhond.store.models import ModerationDecision, Notice, iso
 
 CHILD_SAFETY = "STATEMENT_CATEGORY_PROTECTION_OF_MINORS"
 TAKE_IT_DOWN_HOURS = 48
@@ -63,9 +64,6 @@ class Receipt:
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
-
-def _aware(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
 
 
 def check(notice: NoticeInput) -> None:
@@ -127,7 +125,17 @@ class Notices:
             if notice is None or not hmac.compare_digest(notice.status_secret_sha256,
                                                          _digest(secret)):
                 return None
-            return self._public(notice)
+            public = self._public(notice)
+            if notice.decision_reference:
+                decision = session.scalar(select(ModerationDecision).where(
+                    ModerationDecision.reference == notice.decision_reference))
+                assert decision is not None
+                # Art. 16(5): the decision, that a person took it, and the redress options.
+                public["decision"] = {"reference": decision.reference,
+                                      "outcome": decision.outcome,
+                                      "decided_at": iso(decision.decided_at),
+                                      "automated_decision": False, "redress": REDRESS}
+            return public
 
     def queue(self, limit: int = 100) -> list[dict[str, Any]]:
         """Open notices in the order they should be handled."""
@@ -146,7 +154,5 @@ class Notices:
 
     @staticmethod
     def _public(notice: Notice) -> dict[str, Any]:
-        deadline = _aware(notice.deadline_at)
         return {"reference": notice.reference, "kind": notice.kind, "status": notice.status,
-                "received_at": _aware(notice.received_at).isoformat(),  # type: ignore[union-attr]
-                "deadline_at": deadline.isoformat() if deadline else None}
+                "received_at": iso(notice.received_at), "deadline_at": iso(notice.deadline_at)}

@@ -20,12 +20,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from waakhond.store import Database
-from waakhond.store.models import Case
+from waakhond.store.models import Case, aware
 
 
 class Source(StrEnum):
     NOTICE = "notice"
     DECISION = "decision"  # an automated gateway decision that needs a person
+    COMPLAINT = "complaint"  # a complaint against a decision (DSA Art. 20)
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,11 @@ CHILD_SAFETY = Queue("child_safety", 0, timedelta(hours=1))
 INTIMATE_IMAGERY = Queue("intimate_imagery", 1, timedelta(hours=24))
 TRUSTED = Queue("trusted", 2, timedelta(hours=24))
 GENERAL = Queue("general", 3, timedelta(hours=72))
-QUEUES = {queue.name: queue for queue in (CHILD_SAFETY, INTIMATE_IMAGERY, TRUSTED, GENERAL)}
+# Complaints go to people who did not take the decision; a week is "without undue delay"
+# for a second look, and the queue's alerts show any that wait longer.
+COMPLAINTS = Queue("complaints", 3, timedelta(days=7))
+QUEUES = {queue.name: queue
+          for queue in (CHILD_SAFETY, INTIMATE_IMAGERY, TRUSTED, GENERAL, COMPLAINTS)}
 _CHILD_LABELS = {"SEXUAL_MINOR", "POSSIBLE_MINOR"}
 _INTIMATE_LABELS = {"NCII_REAL_PERSON"}
 # How long before its deadline a case counts as due soon (an alert, not yet a miss).
@@ -57,9 +62,12 @@ class Routing:
     trusted: bool = False  # a trusted flagger or an authority order
     intimate: bool = False  # a TAKE IT DOWN request
     legal_deadline: datetime | None = None
+    complaint: bool = False
 
 
 def route(routing: Routing) -> Queue:
+    if routing.complaint:
+        return COMPLAINTS
     if routing.category == "STATEMENT_CATEGORY_PROTECTION_OF_MINORS" or (
             _CHILD_LABELS & set(routing.labels)):
         return CHILD_SAFETY
@@ -85,16 +93,13 @@ def open_case(session: Session, source: Source, source_reference: str,
     return reference
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
-
 
 def _describe(case: Case) -> dict[str, Any]:
     return {"reference": case.reference, "source": case.source,
             "source_reference": case.source_reference, "queue": case.queue,
             "status": case.status, "assignee": case.assignee,
-            "created_at": _aware(case.created_at).isoformat(),  # type: ignore[union-attr]
-            "due_at": _aware(case.due_at).isoformat()}  # type: ignore[union-attr]
+            "created_at": aware(case.created_at).isoformat(),
+            "due_at": aware(case.due_at).isoformat()}
 
 
 class Cases:
@@ -160,7 +165,7 @@ class Cases:
                     .group_by(Case.queue, Case.status)):
                 counts[name][status] = number
             for name, due in session.execute(select(Case.queue, Case.due_at).where(undecided)):
-                deadline = _aware(due)
+                deadline = aware(due)
                 assert deadline is not None
                 if deadline < now:
                     counts[name]["overdue"] += 1

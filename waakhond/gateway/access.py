@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from waakhond.core import Action
 from waakhond.store import Database
-from waakhond.store.models import ApiKey, EndUser
+from waakhond.store.models import ApiKey, EndUser, aware
 
 KEY_PREFIX = "wk"
 WARN_AT, THROTTLE_AT, SUSPEND_AT = 2, 3, 5
@@ -100,10 +100,6 @@ def _digest(secret: str) -> str:
 def _now() -> datetime:
     return datetime.now(UTC)
 
-
-def _aware(moment: datetime | None) -> datetime | None:
-    # SQLite returns naive datetimes; they were written in UTC.
-    return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
 
 
 def parse_scopes(values: list[str]) -> list[str]:
@@ -227,7 +223,7 @@ class EndUsers:
                 raise AccessDenied("this user is suspended for repeated attempts to create "
                                    "prohibited content; the platform can review the suspension",
                                    "user_suspended", 403)
-            until = _aware(user.throttled_until)
+            until = aware(user.throttled_until)
             if until and until > _now():
                 seconds = int((until - _now()).total_seconds()) + 1
                 raise AccessDenied(f"this user is throttled after blocked attempts; retry in "
@@ -245,11 +241,22 @@ class EndUsers:
         if not external_id:
             return None
         with self.db.session() as session:
-            user = self._get(session, external_id)
-            self._forgive_old_strikes(user)
-            user.strikes += REPORT_STRIKES if action is Action.BLOCK_AND_REPORT else 1
-            user.last_strike_at = _now()
-            return self._consequences(user)
+            return self.strike_in(session, external_id, action)
+
+    @classmethod
+    def standing_in(cls, session: Session, external_id: str) -> Standing:
+        user = cls._get(session, external_id)
+        return Standing(user.strikes, user.tier, suspended=user.suspended_at is not None)
+
+    @classmethod
+    def strike_in(cls, session: Session, external_id: str, action: Action) -> Standing:
+        """The same, in the caller's transaction (a moderator's decision and its strike are
+        one change)."""
+        user = cls._get(session, external_id)
+        cls._forgive_old_strikes(user)
+        user.strikes += REPORT_STRIKES if action is Action.BLOCK_AND_REPORT else 1
+        user.last_strike_at = _now()
+        return cls._consequences(user)
 
     def set(self, external_id: str, tier: str | None = None,
             reinstate: bool = False) -> dict[str, object]:
@@ -258,9 +265,18 @@ class EndUsers:
             if tier is not None:
                 user.tier = Tier.parse(tier).value
             if reinstate:
-                user.strikes, user.suspended_at, user.throttled_until = 0, None, None
-                user.suspension_reason = ""
+                self._reinstate(user)
             return self._describe(user)
+
+    @classmethod
+    def reinstate_in(cls, session: Session, external_id: str) -> None:
+        """Lift a suspension, in the caller's transaction (a complaint reversed it)."""
+        cls._reinstate(cls._get(session, external_id))
+
+    @staticmethod
+    def _reinstate(user: EndUser) -> None:
+        user.strikes, user.suspended_at, user.throttled_until = 0, None, None
+        user.suspension_reason = ""
 
     def describe(self, external_id: str) -> dict[str, object]:
         with self.db.session() as session:
@@ -268,7 +284,7 @@ class EndUsers:
 
     @staticmethod
     def _describe(user: EndUser) -> dict[str, object]:
-        until = _aware(user.throttled_until)
+        until = aware(user.throttled_until)
         return {"user": user.external_id, "tier": user.tier, "strikes": user.strikes,
                 "throttled_until": until.isoformat() if until else None,
                 "suspended": user.suspended_at is not None,
@@ -286,7 +302,7 @@ class EndUsers:
 
     @staticmethod
     def _forgive_old_strikes(user: EndUser) -> None:
-        last = _aware(user.last_strike_at)
+        last = aware(user.last_strike_at)
         if user.suspended_at is None and last and _now() - last > STRIKE_WINDOW:
             user.strikes = 0
 
@@ -307,4 +323,4 @@ class EndUsers:
             warning = (f"warning: {user.strikes} blocked attempts; at {SUSPEND_AT} the account "
                        "is suspended")
         return Standing(user.strikes, user.tier, warning=warning,
-                        throttled_until=_aware(user.throttled_until))
+                        throttled_until=aware(user.throttled_until))

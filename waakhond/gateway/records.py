@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -25,6 +24,7 @@ from waakhond.store.models import (
     DecisionRecord,
     Evidence,
     GenerationRecord,
+    iso,
 )
 
 # Automated verdicts a person looks at: "review" by definition, and "block_and_report", which
@@ -108,7 +108,7 @@ class DecisionLog:
                 "reference": row.reference, "request_id": row.request_id, "stage": row.stage,
                 "action": row.action, "labels": row.labels, "reasons": row.reasons,
                 "dsa": row.dsa, "policy_version": row.policy_version, "country": row.country,
-                "end_user": row.end_user, "hashes": row.hashes, "at": _iso(row.at),
+                "end_user": row.end_user, "hashes": row.hashes, "at": iso(row.at),
                 "evidence_items": list(evidence),
             }
 
@@ -174,8 +174,4 @@ class GenerationLog:
             # What a victim or platform needs to show the image is synthetic, and nothing
             # about who asked for it.
             return {"record_id": row.record_id, "kind": row.kind, "model": row.model,
-                    "created_at": _iso(row.at), "sha256": row.sha256}
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat()
+                    "created_at": iso(row.at), "sha256": row.sha256}

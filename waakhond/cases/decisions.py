@@ -1,0 +1,368 @@
+"""A person's decision on a case, and everything that follows from it, as one change.
+
+Deciding a case writes, in one transaction: the decision (in DSA Art. 17 terms: which
+restrictions, on what ground, in which category, and the facts), the statement of reasons for
+the Commission's Transparency Database, the webhook events that make the platform act (and
+tell the affected user why and how to complain), the notice's outcome for its notifier, and a
+strike on the user's account (Art. 23: a warning first, suspension after repeated manifestly
+illegal content). Either all of it happens or none of it; the outboxes deliver it afterwards.
+
+Only the reviewer holding a case can decide it, and a complaint against a decision is decided
+by someone else (Art. 20(6): never solely automated, and not by the same person).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from waakhond.audit import AuditLog
+from waakhond.cases.queues import Source
+from waakhond.core import Action
+from waakhond.gateway.access import EndUsers
+from waakhond.hashing.banks import OWN_REMOVALS_BANK, BankKind, BankService, EntryInput
+from waakhond.policy.dsa import GROUNDS, synthetic_keywords, validate_dsa
+from waakhond.store import Database
+from waakhond.store.models import (
+    Case,
+    DecisionRecord,
+    ModerationDecision,
+    Notice,
+    StatementOfReasons,
+    iso,
+)
+from waakhond.transparency.statements import new_puid, statement_for
+from waakhond.webhooks.delivery import enqueue
+
+# Art. 20(1): complaints stay possible for at least six months after the decision notice.
+COMPLAINT_WINDOW = timedelta(days=183)
+NOT_AUTOMATED = "AUTOMATED_DECISION_NOT_AUTOMATED"
+# A suspension that follows from repeated decisions is decided by the rule, on people's
+# decisions: partly automated.
+PARTLY_AUTOMATED = "AUTOMATED_DECISION_PARTIALLY"
+SYNTHETIC_MEDIA = "CONTENT_TYPE_SYNTHETIC_MEDIA"
+ACCOUNT_SUSPENDED = "DECISION_ACCOUNT_SUSPENDED"
+REMOVALS = frozenset({"DECISION_VISIBILITY_CONTENT_REMOVED",
+                      "DECISION_VISIBILITY_CONTENT_DISABLED"})
+REMOVAL_SIGNALS = ("md5", "sha256", "pdq")
+# What the affected user and the notifier are told they can do (Art. 17(3)(f), 20, 21).
+REDRESS = ("You can complain about this decision free of charge within six months "
+           "(POST /v1/complaints with the decision reference and your secret; a person, not a "
+           "machine, decides complaints). You can also turn to a certified out-of-court dispute "
+           "settlement body (DSA Art. 21) or to a court.")
+
+
+class Outcome(StrEnum):
+    RESTRICT = "restrict"
+    NO_ACTION = "no_action"  # the content stays: not illegal, not against the terms
+
+
+class DecisionError(ValueError):
+    """The decision cannot be taken as given; the message says why."""
+
+
+@dataclass(frozen=True)
+class Restriction:
+    """What is done, in the Transparency Database's four kinds; at least one is set."""
+
+    visibility: tuple[str, ...] = ()
+    account: str | None = None
+    monetary: str | None = None
+    provision: str | None = None
+
+    def any(self) -> bool:
+        return bool(self.visibility or self.account or self.monetary or self.provision)
+
+
+@dataclass(frozen=True)
+class DecisionInput:
+    outcome: Outcome
+    facts: str  # for the affected user; no personal data (it goes to the Commission too)
+    ground: str | None = None  # "illegal" or "terms"
+    legal_ground: str = ""  # the law broken, with illegal content
+    category: str | None = None
+    keywords: tuple[str, ...] = ()
+    restriction: Restriction = Restriction()
+    territorial_scope: tuple[str, ...] = ()
+    content_type: tuple[str, ...] = ("CONTENT_TYPE_IMAGE",)
+    synthetic: bool = False  # AI-made or AI-edited
+    end_user: str | None = None  # whose content it is, when the source does not say
+    hashes: dict[str, str] = field(default_factory=dict)  # to remove identical copies
+
+    def check(self) -> None:
+        if self.outcome is Outcome.NO_ACTION:
+            return
+        if not self.restriction.any():
+            raise DecisionError("a restriction needs at least one of visibility, account, "
+                                "monetary or provision")
+        if self.ground not in GROUNDS:
+            raise DecisionError("say the ground: 'illegal' (with the legal ground) or 'terms'")
+        if self.ground == "illegal" and not self.legal_ground.strip():
+            raise DecisionError("illegal content needs the legal ground it breaks")
+        if not self.category or not self.facts.strip():
+            raise DecisionError("a restriction needs a category and the facts")
+        try:
+            validate_dsa(self.category, list(self.keywords))
+        except ValueError as exc:
+            raise DecisionError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Decided:
+    reference: str
+    outcome: Outcome
+    # Shown once, for the affected user, through the platform's webhook: opens a complaint.
+    complaint_secret: str | None
+    suspension_complaint_secret: str | None  # when this decision led to a suspension
+    events: tuple[str, ...]
+    statements: tuple[str, ...]  # puids
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What the case is about, whatever it came from."""
+
+    kind: Source
+    location: str
+    content_date: datetime
+    end_user: str | None
+    hashes: dict[str, str]
+    source_type: str
+    automated_detection: bool
+    notice: Notice | None = None
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+_NOTICE_SOURCE_TYPES = {"art16": "SOURCE_ARTICLE_16",
+                        "take_it_down": "SOURCE_TYPE_OTHER_NOTIFICATION",
+                        "authority_order": "SOURCE_TYPE_OTHER_NOTIFICATION"}
+
+
+def _notice_source(session: Session, reference: str) -> _Source:
+    notice = session.scalar(select(Notice).where(Notice.reference == reference))
+    if notice is None:
+        raise DecisionError(f"the case's notice {reference} is gone")
+    source_type = ("SOURCE_TRUSTED_FLAGGER" if notice.trusted_flagger
+                   else _NOTICE_SOURCE_TYPES[notice.kind])
+    return _Source(Source.NOTICE, notice.location, notice.received_at, None, {}, source_type,
+                   automated_detection=False, notice=notice)
+
+
+def _automated_source(session: Session, reference: str) -> _Source:
+    record = session.scalar(select(DecisionRecord).where(DecisionRecord.reference == reference))
+    if record is None:
+        raise DecisionError(f"the case's gateway decision {reference} is gone")
+    return _Source(Source.DECISION, f"waakhond:{record.reference}", record.at, record.end_user,
+                   dict(record.hashes or {}), "SOURCE_VOLUNTARY", automated_detection=True)
+
+
+def _source(session: Session, case: Case) -> _Source:
+    if case.source == Source.NOTICE:
+        return _notice_source(session, case.source_reference)
+    if case.source == Source.DECISION:
+        return _automated_source(session, case.source_reference)
+    raise DecisionError("a complaint is decided with decide_complaint")
+
+
+def hold(session: Session, case_reference: str, reviewer: str) -> Case:
+    """Close the case for this reviewer, or refuse: only its holder decides it, once."""
+    closed = session.execute(
+        update(Case).where(Case.reference == case_reference, Case.status == "assigned",
+                           Case.assignee == reviewer).values(status="decided"))
+    if closed.rowcount != 1:  # type: ignore[attr-defined]
+        raise DecisionError(f"you do not hold case {case_reference}; claim it first")
+    case = session.scalar(select(Case).where(Case.reference == case_reference))
+    assert case is not None
+    return case
+
+
+def _keywords(decision: DecisionInput) -> list[str]:
+    keywords = list(decision.keywords)
+    return synthetic_keywords(keywords) if decision.synthetic else keywords
+
+
+def _content_types(decision: DecisionInput) -> list[str]:
+    types = list(decision.content_type)
+    if decision.synthetic and SYNTHETIC_MEDIA not in types:
+        types.append(SYNTHETIC_MEDIA)
+    return types
+
+
+def _row(case: Case, source: _Source, decision: DecisionInput, reviewer: str,
+         complaint_secret: str | None) -> ModerationDecision:
+    restriction = decision.restriction
+    restricts = decision.outcome is Outcome.RESTRICT
+    return ModerationDecision(
+        reference=f"act_{secrets.token_hex(10)}", case_reference=case.reference,
+        outcome=decision.outcome.value,
+        ground=GROUNDS[decision.ground] if restricts and decision.ground else None,
+        legal_ground=decision.legal_ground, facts=decision.facts, category=decision.category,
+        keywords=_keywords(decision), visibility=list(restriction.visibility),
+        account=restriction.account, monetary=restriction.monetary,
+        provision=restriction.provision, territorial_scope=list(decision.territorial_scope),
+        content_type=_content_types(decision), content_location=source.location,
+        content_date=source.content_date, end_user=decision.end_user or source.end_user,
+        hashes=decision.hashes or source.hashes or None,
+        automated_detection=source.automated_detection, automated_decision=NOT_AUTOMATED,
+        complaint_secret_sha256=digest(complaint_secret) if complaint_secret else None,
+        decided_by=reviewer, decided_at=datetime.now(UTC))
+
+
+def _statement(session: Session, row: ModerationDecision, source_type: str) -> str:
+    puid = new_puid()
+    try:
+        payload = statement_for(row, source_type, row.automated_decision, puid)
+    except ValueError as exc:  # e.g. an e-mail address in the facts: nothing is stored
+        raise DecisionError(f"the statement of reasons would be invalid: {exc}") from None
+    session.add(StatementOfReasons(puid=puid, decision_reference=row.reference,
+                                   payload=payload))
+    return puid
+
+
+def _user_notice(row: ModerationDecision, complaint_secret: str | None) -> dict[str, Any]:
+    """The statement of reasons for the affected user (Art. 17), which the platform passes
+    on: what was restricted, why, whether machines were involved, and how to complain."""
+    return {"decision": row.reference, "content": row.content_location,
+            "visibility": row.visibility, "account": row.account, "monetary": row.monetary,
+            "provision": row.provision, "ground": row.ground, "legal_ground": row.legal_ground,
+            "category": row.category, "keywords": row.keywords, "facts": row.facts,
+            "automated_detection": row.automated_detection,
+            "automated_decision": row.automated_decision,
+            "territorial_scope": row.territorial_scope,
+            "complaint_secret": complaint_secret,
+            "complaint_until": iso(row.decided_at + COMPLAINT_WINDOW),
+            "redress": REDRESS}
+
+
+def _notice_outcome(session: Session, notice: Notice, row: ModerationDecision) -> str:
+    """Record the outcome on the notice, and tell the platform so it can write to the
+    notifier (Art. 16(5): the decision and the redress options)."""
+    notice.status, notice.decided_at = "decided", row.decided_at
+    notice.decision_reference = row.reference
+    return enqueue(session, "notice.decided", {
+        "notice": notice.reference, "notifier_email": notice.notifier_email,
+        "decision": row.reference, "outcome": row.outcome, "automated_decision": False,
+        "redress": REDRESS})
+
+
+def _suspension(row: ModerationDecision, strikes: int, secret: str) -> ModerationDecision:
+    return ModerationDecision(
+        reference=f"act_{secrets.token_hex(10)}", case_reference=row.case_reference,
+        outcome=Outcome.RESTRICT.value, ground=row.ground, legal_ground=row.legal_ground,
+        facts=(f"The account was suspended after {strikes} decisions on manifestly illegal "
+               f"content (DSA Art. 23), after an earlier warning. The last: {row.facts}"),
+        category=row.category, keywords=row.keywords, visibility=[], account=ACCOUNT_SUSPENDED,
+        territorial_scope=row.territorial_scope, content_type=row.content_type,
+        content_location=row.content_location, content_date=row.content_date,
+        end_user=row.end_user, automated_detection=row.automated_detection,
+        automated_decision=PARTLY_AUTOMATED, complaint_secret_sha256=digest(secret),
+        decided_by="waakhond (DSA Art. 23 rule)", decided_at=row.decided_at)
+
+
+def _account_strike(session: Session, row: ModerationDecision,
+                    source_type: str) -> tuple[list[str], list[str], str | None]:
+    """Art. 23: illegal content counts against the account; a warning comes first and a
+    suspension follows repetition. A suspension is a restriction of its own, with its own
+    statement of reasons and its own right to complain. Returns events, puids and the
+    suspension's complaint secret."""
+    if row.ground != GROUNDS["illegal"] or not row.end_user:
+        return [], [], None
+    already = EndUsers.standing_in(session, row.end_user).suspended
+    standing = EndUsers.strike_in(session, row.end_user, Action.BLOCK)
+    if standing.suspended and not already:
+        secret = secrets.token_urlsafe(24)
+        suspension = _suspension(row, standing.strikes, secret)
+        session.add(suspension)
+        event = enqueue(session, "account.suspended",
+                        {**_user_notice(suspension, secret), "user": row.end_user})
+        return [event], [_statement(session, suspension, source_type)], secret
+    if standing.warning:
+        return [enqueue(session, "account.warned", {"user": row.end_user,
+                                                    "decision": row.reference,
+                                                    "warning": standing.warning})], [], None
+    return [], [], None
+
+
+def _removes(row: ModerationDecision) -> bool:
+    return bool(row.hashes) and bool(set(row.visibility) & REMOVALS)
+
+
+class Decisions:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.audit = AuditLog(db)
+        self.banks = BankService(db)
+
+    def decide(self, case_reference: str, reviewer: str, decision: DecisionInput) -> Decided:
+        decision.check()
+        complaint_secret = (secrets.token_urlsafe(24)
+                            if decision.outcome is Outcome.RESTRICT else None)
+        with self.db.session() as session:
+            case = hold(session, case_reference, reviewer)
+            source = _source(session, case)
+            row = _row(case, source, decision, reviewer, complaint_secret)
+            session.add(row)
+            events: list[str] = []
+            statements: list[str] = []
+            suspension_secret = None
+            if decision.outcome is Outcome.RESTRICT:
+                statements.append(_statement(session, row, source.source_type))
+                # The platform removes the content and its identical copies (the hashes),
+                # and passes the statement of reasons to the user.
+                events.append(enqueue(session, "content.restricted", {
+                    **_user_notice(row, complaint_secret), "hashes": row.hashes,
+                    "user": row.end_user}))
+                more_events, more_statements, suspension_secret = _account_strike(
+                    session, row, source.source_type)
+                events += more_events
+                statements += more_statements
+            if source.notice is not None:
+                events.append(_notice_outcome(session, source.notice, row))
+            decided = Decided(row.reference, decision.outcome, complaint_secret,
+                              suspension_secret, tuple(events), tuple(statements))
+            removed_hashes = row.hashes if _removes(row) else None
+        if removed_hashes:
+            self._remember_removal(removed_hashes, decided.reference)
+        self.audit.append(reviewer, "case.decide", case_reference,
+                          {"decision": decided.reference, "outcome": decided.outcome.value,
+                           "events": list(events), "statements": list(statements)})
+        return decided
+
+    def _remember_removal(self, hashes: dict[str, str], decision_reference: str) -> None:
+        """Removed content joins the own-removals bank, so a re-upload or an identical copy
+        is blocked at upload (TAKE IT DOWN: identical copies go too)."""
+        self.banks.ensure(OWN_REMOVALS_BANK, BankKind.OWN_REMOVALS, "waakhond decisions")
+        self.banks.add(OWN_REMOVALS_BANK, [
+            EntryInput(kind, value, metadata={"decision": decision_reference})
+            for kind, value in hashes.items() if kind in REMOVAL_SIGNALS])
+
+    def for_case(self, case_reference: str) -> list[dict[str, Any]]:
+        with self.db.session() as session:
+            return [describe(row) for row in session.scalars(
+                select(ModerationDecision).where(
+                    ModerationDecision.case_reference == case_reference)
+                .order_by(ModerationDecision.id))]
+
+    def get(self, reference: str) -> dict[str, Any] | None:
+        with self.db.session() as session:
+            row = session.scalar(select(ModerationDecision).where(
+                ModerationDecision.reference == reference))
+            return describe(row) if row else None
+
+
+def describe(row: ModerationDecision) -> dict[str, Any]:
+    return {"reference": row.reference, "case": row.case_reference, "outcome": row.outcome,
+            **{key: value for key, value in _user_notice(row, None).items()
+               if key not in ("decision", "complaint_secret")},
+            "decided_by": row.decided_by, "decided_at": iso(row.decided_at),
+            "reversed_at": iso(row.reversed_at)}
