@@ -87,6 +87,14 @@ class GatewaySettings:
     transparency_db_token: str = ""
     # How often the outboxes (webhooks, statements) are sent.
     delivery_interval_s: float = 2.0
+    # NCMEC's CyberTipline (https://report.cybertip.org/ispws; exttest.cybertip.org to test)
+    # with the account NCMEC issues; the reporter's e-mail is required in every report.
+    cybertipline_url: str = ""
+    cybertipline_user: str = ""
+    cybertipline_password: str = ""
+    cybertipline_reporter_email: str = ""
+    # A US provider must report child sexual abuse to NCMEC wherever it happened.
+    report_csam_to_ncmec: bool = False
 
     @classmethod
     def from_env(cls, **overrides: object) -> GatewaySettings:
@@ -94,9 +102,17 @@ class GatewaySettings:
         for f in fields(cls):
             raw = os.environ.get(f"WAAKHOND_{f.name.upper()}")
             if raw is not None:
-                values[f.name] = type(getattr(cls, f.name))(raw)
+                values[f.name] = _parse(raw, type(getattr(cls, f.name)))
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _parse(raw: str, kind: type) -> object:
+    if kind is bool:  # bool("false") would be True
+        if raw.lower() not in ("1", "true", "yes", "0", "false", "no", ""):
+            raise ValueError(f"expected true or false, not {raw!r}")
+        return raw.lower() in ("1", "true", "yes")
+    return kind(raw)
 
 
 def data_folder() -> Path:

@@ -10,16 +10,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, StrictBool
 
 from waakhond.api.deps import gateway, requires
-from waakhond.api.errors import ERROR_RESPONSES
+from waakhond.api.errors import ERROR_RESPONSES, NotFound
 from waakhond.errors import WaakhondError
 from waakhond.gateway.access import Caller, Scope, Tier
 
 router = APIRouter(prefix="/v1", tags=["administration"], responses=ERROR_RESPONSES)
 
-
-class NotFound(WaakhondError):
-    code = "not_found"
-    status = 404
 
 
 class KeyBody(BaseModel):

@@ -14,11 +14,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from waakhond import __version__
-from waakhond.api import admin, cases, complaints, images, notices, screening, transparency
+from waakhond.api import (
+    admin,
+    cases,
+    complaints,
+    crime_reports,
+    images,
+    notices,
+    screening,
+    transparency,
+)
 from waakhond.api import webhooks as webhooks_api
 from waakhond.api.errors import error_response, install_handlers
 from waakhond.background import Periodic
 from waakhond.cases.complaints import Complaints
+from waakhond.cases.crime import CrimeReports
 from waakhond.cases.decisions import Decisions
 from waakhond.cases.notices import Notices
 from waakhond.cases.queues import Cases
@@ -26,6 +36,7 @@ from waakhond.config import GatewaySettings, data_folder
 from waakhond.gateway.metrics import CASE_STATES, CASES, REQUEST_SECONDS
 from waakhond.gateway.outputs import OutputStore
 from waakhond.gateway.service import Gateway
+from waakhond.reports import CyberTiplineClient, ReportingPerson
 from waakhond.store import Database
 from waakhond.transparency.submitter import StatementSubmitter
 from waakhond.webhooks import Webhooks
@@ -49,11 +60,15 @@ def create_app(gateway: Gateway, settings: GatewaySettings) -> FastAPI:
     app.state.cases = Cases(gateway.decisions.db)
     app.state.decisions = Decisions(gateway.decisions.db)
     app.state.complaints = Complaints(gateway.decisions.db)
+    app.state.crime_reports = CrimeReports(
+        gateway.decisions.db, gateway.decisions, settings.report_csam_to_ncmec,
+        _tipline(settings))
     app.state.outputs = OutputStore(data_folder() / "outputs", settings.output_retention_s)
     _add_deliveries(app, gateway.decisions.db, settings)
     install_handlers(app)
     for router in (images.router, screening.router, notices.router, cases.router,
-                   complaints.router, transparency.router, webhooks_api.router, admin.router):
+                   complaints.router, crime_reports.router, transparency.router,
+                   webhooks_api.router, admin.router):
         app.include_router(router)
     _add_operations(app, gateway)
     _add_middleware(app, gateway)
@@ -77,6 +92,14 @@ def _add_deliveries(app: FastAPI, db: Database, settings: GatewaySettings) -> No
            if app.state.statements else []))
 
 
+def _tipline(settings: GatewaySettings) -> CyberTiplineClient | None:
+    if not settings.cybertipline_url:
+        return None
+    return CyberTiplineClient(settings.cybertipline_url, settings.cybertipline_user,
+                              settings.cybertipline_password,
+                              reporter=ReportingPerson(settings.cybertipline_reporter_email))
+
+
 @asynccontextmanager
 async def _senders(app: FastAPI) -> AsyncIterator[None]:
     for sender in app.state.senders:
@@ -86,6 +109,8 @@ async def _senders(app: FastAPI) -> AsyncIterator[None]:
         sender.stop()
     if app.state.webhooks:
         app.state.webhooks.close()
+    if app.state.crime_reports.tipline:
+        app.state.crime_reports.tipline.close()
 
 
 def _add_operations(app: FastAPI, gateway: Gateway) -> None:

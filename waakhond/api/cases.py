@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from waakhond.api.deps import requires
-from waakhond.api.errors import ERROR_RESPONSES
+from waakhond.api.errors import ERROR_RESPONSES, NotFound
 from waakhond.cases.complaints import ComplaintOutcome, Complaints
 from waakhond.cases.decisions import DecisionError, DecisionInput, Decisions, Outcome, Restriction
 from waakhond.cases.queues import QUEUES, Cases
@@ -29,10 +29,6 @@ from waakhond.policy.dsa import (
 router = APIRouter(prefix="/v1/cases", tags=["cases"], responses=ERROR_RESPONSES)
 Moderator = Annotated[Caller, Depends(requires(Scope.MODERATE))]
 
-
-class CaseNotFound(WaakhondError):
-    code = "not_found"
-    status = 404
 
 
 class InvalidDecision(WaakhondError):
@@ -109,7 +105,7 @@ def claim(request: Request, found: Moderator,
     """The most urgent open case, now assigned to you; nobody else gets it."""
     case = cases(request).claim_next(reviewer(found), queue)
     if case is None:
-        raise CaseNotFound("no open case waits in this queue")
+        raise NotFound("no open case waits in this queue")
     return case
 
 
@@ -118,7 +114,7 @@ def get_case(request: Request, reference: str, _: Moderator) -> dict[str, Any]:
     """The case and any decisions taken on it."""
     case = cases(request).get(reference)
     if case is None:
-        raise CaseNotFound(f"no case {reference}")
+        raise NotFound(f"no case {reference}")
     return {**case, "decisions": decisions(request).for_case(reference)}
 
 
@@ -151,5 +147,5 @@ def answer(request: Request, reference: str, body: AnswerBody,
 def release(request: Request, reference: str, found: Moderator) -> dict[str, Any]:
     """Give a case you hold back to its queue."""
     if not cases(request).release(reference, reviewer(found)):
-        raise CaseNotFound(f"you hold no case {reference}")
+        raise NotFound(f"you hold no case {reference}")
     return cases(request).get(reference) or {}

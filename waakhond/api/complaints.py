@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, Field
 
 from waakhond.api.deps import gateway
-from waakhond.api.errors import ERROR_RESPONSES
+from waakhond.api.errors import ERROR_RESPONSES, NotFound
 from waakhond.cases.complaints import Complaints
 from waakhond.cases.decisions import DecisionError
 from waakhond.errors import WaakhondError
@@ -23,10 +23,6 @@ router = APIRouter(prefix="/v1/complaints", tags=["complaints (DSA Art. 20)"],
 class InvalidComplaint(WaakhondError):
     code = "invalid_complaint"
 
-
-class NotFound(WaakhondError):
-    code = "not_found"
-    status = 404
 
 
 class ComplaintBody(BaseModel):

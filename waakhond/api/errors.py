@@ -38,6 +38,13 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+class NotFound(WaakhondError):
+    """Whatever the route looks up is not there (or the secret does not open it)."""
+
+    code = "not_found"
+    status = 404
+
+
 class BudgetExceeded(Exception):
     """The request ran past its time budget: refused, never passed through unscreened."""
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, Field
 
 from waakhond.api.deps import gateway, optional_caller, requires
-from waakhond.api.errors import ERROR_RESPONSES
+from waakhond.api.errors import ERROR_RESPONSES, NotFound
 from waakhond.cases.notices import NoticeError, NoticeInput, NoticeKind, Notices
 from waakhond.errors import WaakhondError
 from waakhond.gateway.access import AccessDenied, Caller, Scope
@@ -25,10 +25,6 @@ router = APIRouter(prefix="/v1/notices", tags=["notices (DSA Art. 16)"],
 class InvalidNotice(WaakhondError):
     code = "invalid_notice"
 
-
-class NotFound(WaakhondError):
-    code = "not_found"
-    status = 404
 
 
 Category = Literal[tuple(sorted(CATEGORIES))]  # type: ignore[valid-type]

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from waakhond.api.deps import requires
-from waakhond.api.errors import ERROR_RESPONSES, ErrorBody
+from waakhond.api.errors import ERROR_RESPONSES, ErrorBody, NotFound
 from waakhond.errors import WaakhondError
 from waakhond.gateway.access import Caller, Scope
 from waakhond.webhooks import DeliveryStatus, Webhooks
@@ -20,10 +20,6 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses={
 })
 Admin = Annotated[Caller, Depends(requires(Scope.ADMIN))]
 
-
-class DeliveryNotFound(WaakhondError):
-    code = "not_found"
-    status = 404
 
 
 class WebhooksNotConfigured(WaakhondError):
@@ -47,7 +43,7 @@ def webhooks(request: Request) -> Webhooks:
 def delivery(hooks: Webhooks, event_id: str) -> dict[str, Any]:
     found = hooks.get(event_id)
     if found is None:
-        raise DeliveryNotFound(f"no webhook event {event_id}")
+        raise NotFound(f"no webhook event {event_id}")
     return found
 
 

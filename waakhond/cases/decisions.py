@@ -28,6 +28,7 @@ from waakhond.cases.queues import Source
 from waakhond.core import Action
 from waakhond.gateway.access import EndUsers
 from waakhond.hashing.banks import OWN_REMOVALS_BANK, BankKind, BankService, EntryInput
+from waakhond.hashing.signal_types import MIN_PDQ_QUALITY
 from waakhond.policy.dsa import GROUNDS, synthetic_keywords, validate_dsa
 from waakhond.store import Database
 from waakhond.store.models import (
@@ -163,7 +164,16 @@ def _automated_source(session: Session, reference: str) -> _Source:
     if record is None:
         raise DecisionError(f"the case's gateway decision {reference} is gone")
     return _Source(Source.DECISION, f"waakhond:{record.reference}", record.at, record.end_user,
-                   dict(record.hashes or {}), "SOURCE_VOLUNTARY", automated_detection=True)
+                   _bankable(record.hashes or {}), "SOURCE_VOLUNTARY", automated_detection=True)
+
+
+def _bankable(hashes: dict[str, Any]) -> dict[str, str]:
+    """The hashes worth matching copies on: a low-quality PDQ (a flat image) would match
+    unrelated images, so it is left out, as the matcher does."""
+    kept = {kind: hashes[kind] for kind in ("md5", "sha256") if kind in hashes}
+    if "pdq" in hashes and hashes.get("pdq_quality", 0) >= MIN_PDQ_QUALITY:
+        kept["pdq"] = hashes["pdq"]
+    return kept
 
 
 def _source(session: Session, case: Case) -> _Source:

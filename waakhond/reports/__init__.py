@@ -19,10 +19,12 @@ from waakhond.reports.package import (
     build_package,
     choose_destination,
     export,
+    facts_from_package,
 )
 
 __all__ = [
     "EUROPOL", "LAW_ENFORCEMENT", "NCMEC", "CaseFacts", "Channel", "CyberTiplineClient",
     "Destination", "ReportError", "ReportFile", "ReportSubmissionError", "ReportingPerson",
     "SubmittedReport", "UserLocator", "build_package", "choose_destination", "export",
+    "facts_from_package",
 ]

@@ -240,3 +240,17 @@ def export(package: Mapping[str, Any]) -> bytes:
     bytes, so a hash of the download identifies what was sent."""
     text = json.dumps(package, sort_keys=True, ensure_ascii=False, indent=2)
     return (text + "\n").encode("utf-8")
+
+
+def facts_from_package(package: Mapping[str, Any]) -> CaseFacts:
+    """The facts a stored package was built from, to submit it later exactly as built."""
+    offence, content, user = package["offence"], package["content"], package["user"]
+    return CaseFacts(
+        case_reference=package["case_reference"], category=offence["category"],
+        keywords=tuple(offence["keywords"]), labels=tuple(offence["labels"]),
+        content_location=content["location"],
+        occurred_at=datetime.fromisoformat(package["occurred_at"]),
+        timezone=package["timezone"], why_suspected=package["why_suspected"],
+        user=UserLocator(**user), country=package["country"], hashes=content["hashes"],
+        evidence_ids=tuple(content["evidence_ids"]), generative_ai=content["generative_ai"],
+        reviewer=package["reviewer"], viewed_by_reviewer=content["viewed_by_reviewer"])
