@@ -22,8 +22,10 @@ from waakhond.cases.decisions import (
 )
 from waakhond.cases.notices import CHILD_SAFETY, NoticeKind, Notices
 from waakhond.cases.queues import Cases
+from waakhond.core import Action, Context, DsaClassification, Reason, Verdict
 from waakhond.gateway.access import EndUsers, Scope
-from waakhond.hashing.banks import OWN_REMOVALS_BANK, BankService
+from waakhond.gateway.records import DecisionLog, Requester, Stage
+from waakhond.hashing.banks import OWN_REMOVALS_BANK, BankKind, BankService, EntryInput
 from waakhond.store import Database
 from waakhond.store.models import StatementOfReasons, WebhookDelivery
 
@@ -261,3 +263,61 @@ def test_deciding_and_complaining_over_the_api(client):
                           headers={"X-Complaint-Secret": complaint.json()["status_secret"]})
     assert followed.json()["decided_by_a_person"] is True
     assert len(statements(db)) == 1
+
+
+def reported_upload(db: Database, context: Context = Context.UPLOAD) -> tuple[str, object]:
+    """Signal level: an upload the policy reported, as DecisionLog records it."""
+    reason = Reason("bank.csam_known", Action.BLOCK_AND_REPORT, "matches a known hash", {},
+                    legal_source="Directive 2011/93/EU art. 5")
+    dsa = DsaClassification("STATEMENT_CATEGORY_PROTECTION_OF_MINORS",
+                            ("KEYWORD_CHILD_SEXUAL_ABUSE_MATERIAL",),
+                            "DECISION_GROUND_ILLEGAL_CONTENT")
+    verdict = Verdict(Action.BLOCK_AND_REPORT, ["SEXUAL_MINOR"], [reason], dsa, "t", ["base"],
+                      context, "NL", signals={"hashes": {"md5": MD5, "pdq_quality": 0}})
+    return DecisionLog(db).record_restricting(verdict, Stage.IMAGE, "req_1",
+                                              Requester(None, "uploader-2", "NL"))
+
+
+def test_a_restricted_upload_is_a_fully_automated_decision_with_a_statement(db_url):
+    db = Database(db_url)
+    _, restriction = reported_upload(db)
+    [statement] = statements(db)
+    assert statement.payload["automated_decision"] == "AUTOMATED_DECISION_FULLY"
+    assert statement.payload["automated_detection"] == "Yes"
+    assert statement.payload["territorial_scope"] == ["NL"]
+    assert "Directive 2011/93/EU" in statement.payload["illegal_content_legal_ground"]
+    receipt = Complaints(db).receive(restriction.decision, restriction.complaint_secret,
+                                     "this is a holiday photo")
+    assert receipt.complainant == "affected_user"
+
+
+def test_refusing_to_generate_is_not_a_restriction_of_hosted_content(db_url):
+    db = Database(db_url)
+    _, restriction = reported_upload(db, Context.GENERATED)
+    assert restriction is None and not statements(db)
+
+
+def test_a_person_confirming_an_automated_restriction_issues_no_second_statement(db_url):
+    db = Database(db_url)
+    reported_upload(db)
+    case = Cases(db).claim_next("alice")
+    decided = Decisions(db).decide(case["reference"], "alice", removal(
+        category="STATEMENT_CATEGORY_PROTECTION_OF_MINORS",
+        keywords=("KEYWORD_CHILD_SEXUAL_ABUSE_MATERIAL",)))
+    assert decided.statements == () and decided.events == ()
+    assert len(statements(db)) == 1
+
+
+def test_a_person_overturning_an_automated_restriction_restores_the_content(db_url):
+    db = Database(db_url)
+    _, restriction = reported_upload(db)
+    BankService(db).ensure(OWN_REMOVALS_BANK, BankKind.OWN_REMOVALS, "test")
+    BankService(db).add(OWN_REMOVALS_BANK, [EntryInput("md5", MD5)])  # as screening does
+    case = Cases(db).claim_next("alice")
+    Decisions(db).decide(case["reference"], "alice", DecisionInput(
+        Outcome.NO_ACTION, facts="A false match: the image is harmless."))
+    [restored] = events(db)
+    assert restored.event_type == "content.restored"
+    assert restored.payload["decision"] == restriction.decision
+    assert BankService(db).entry(OWN_REMOVALS_BANK, "md5", MD5).status == "withdrawn"
+    assert Decisions(db).get(restriction.decision)["reversed_at"] is not None

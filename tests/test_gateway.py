@@ -8,6 +8,7 @@ victims' hash bank first, so the output screen blocks it by its hash.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import socket
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import httpx
 import openai
 import pytest
 from PIL import Image
+from sqlalchemy import select
 
 from tests.gateway_server import serving
 from waakhond.api.app import create_app, warm_up
@@ -33,6 +35,7 @@ from waakhond.screening import Screener
 from waakhond.signals import SignalSet
 from waakhond.signals.hashes import HashDetector
 from waakhond.store import Database
+from waakhond.store.models import StatementOfReasons
 
 pytestmark = pytest.mark.models
 
@@ -187,6 +190,33 @@ def test_an_output_in_a_victims_bank_is_withheld(stack, maker):
         logged = http.get(f"/v1/decisions/{body['reference_id']}").json()
     assert logged["stage"] == "output" and logged["action"] == "block"
     assert logged["reasons"] and logged["evidence_items"] == []
+
+
+def test_a_blocked_upload_gets_a_statement_of_reasons_and_can_be_complained_about(stack):
+    """An upload matching a victim's hash: the uploader is told why (Art. 17) and can
+    complain (Art. 20); the statement for the Commission waits in its outbox."""
+    picture = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(picture, "PNG")  # harmless, synthetic
+    photo = picture.getvalue()
+    banks = BankService(stack.db)
+    banks.create("victims-upload", "ncii_victim")
+    banks.add("victims-upload", [EntryInput("md5", hashlib.md5(photo).hexdigest())])
+    stack.gateway.screener.matcher.refresh()  # type: ignore[union-attr]
+    with stack.http(stack.key(Scope.SCREEN)) as http:
+        answer = http.post("/v1/screen/image", files={"file": photo},
+                           data={"context": "upload", "end_user": "uploader-1"}).json()
+        complaint = http.post("/v1/complaints", json={
+            "decision": answer["restriction"]["decision"],
+            "secret": answer["restriction"]["complaint_secret"],
+            "explanation": "this is my own photo"})
+    assert answer["action"] == "block"
+    assert answer["restriction"]["visibility"] == "DECISION_VISIBILITY_CONTENT_REMOVED"
+    assert complaint.status_code == 201 and complaint.json()["as"] == "affected_user"
+    with stack.db.session() as session:
+        statement = session.scalar(select(StatementOfReasons).where(
+            StatementOfReasons.decision_reference == answer["restriction"]["decision"]))
+        assert statement.payload["automated_decision"] == "AUTOMATED_DECISION_FULLY"
+        assert "uploader-1" not in str(statement.payload)
 
 
 # -- end users: strikes, throttling ----------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -48,6 +49,9 @@ class ScreenAnswer(BaseModel):
     labels: list[str]
     verdict: dict[str, Any]
     warning: str | None = None
+    restriction: dict[str, Any] | None = Field(None, description=(
+        "for a restricted upload: the statement of reasons for the uploader (DSA Art. 17) "
+        "with the secret that opens a complaint; pass it on"))
 
 
 @router.post("/screen/prompt", response_model=ScreenAnswer)
@@ -110,4 +114,5 @@ def _answer(result: ScreenResult) -> ScreenAnswer:
     verdict = result.verdict
     return ScreenAnswer(reference=result.reference, action=verdict.action.value,
                         labels=verdict.labels, verdict=verdict.to_dict(),
-                        warning=result.standing.warning if result.standing else None)
+                        warning=result.standing.warning if result.standing else None,
+                        restriction=asdict(result.restriction) if result.restriction else None)

@@ -11,7 +11,6 @@ so someone decides the restriction.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -24,17 +23,15 @@ from sqlalchemy.orm import Session
 
 from waakhond.audit import AuditLog
 from waakhond.cases.decisions import (
-    ACCOUNT_SUSPENDED,
     COMPLAINT_WINDOW,
-    REMOVAL_SIGNALS,
     DecisionError,
+    Effects,
+    Removals,
     digest,
     hold,
 )
 from waakhond.cases.queues import Routing, Source, open_case
-from waakhond.gateway.access import EndUsers
-from waakhond.hashing.banks import OWN_REMOVALS_BANK, BankError, BankService
-from waakhond.hashing.exchange import EntryStatus
+from waakhond.hashing.banks import BankService
 from waakhond.store import Database
 from waakhond.store.models import Case, Complaint, ModerationDecision, Notice, aware, iso
 from waakhond.webhooks.delivery import enqueue
@@ -78,7 +75,7 @@ class Complaints:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.audit = AuditLog(db)
-        self.banks = BankService(db)
+        self.removals = Removals(BankService(db))
 
     def receive(self, decision_reference: str, secret: str, explanation: str,
                 now: datetime | None = None) -> ComplaintReceipt:
@@ -115,21 +112,22 @@ class Complaints:
                answer: str) -> dict[str, Any]:
         if not answer.strip():
             raise DecisionError("explain the answer to the complainant")
+        effects = Effects()
         with self.db.session() as session:
             case = hold(session, case_reference, reviewer)
             complaint, decision = self._parties(session, case, reviewer)
             complaint.status, complaint.outcome = "decided", outcome.value
             complaint.answer, complaint.decided_by = answer, reviewer
             complaint.decided_at = datetime.now(UTC)
-            if outcome is ComplaintOutcome.REVERSED:
-                _reverse(session, decision, complaint.decided_at)
+            if outcome is ComplaintOutcome.REVERSED and decision.outcome == "no_action":
+                decision.reversed_at = complaint.decided_at
+                _reopen(session, decision)
+            elif outcome is ComplaintOutcome.REVERSED:
+                effects.undo(session, decision, complaint.decided_at)
             enqueue(session, "complaint.decided", {
                 **_describe(complaint), "decision": decision.reference})
-            withdrawn = dict(decision.hashes or {}) if outcome is ComplaintOutcome.REVERSED \
-                else {}
             described = _describe(complaint)
-        for kind, value in withdrawn.items():
-            self._withdraw(kind, value)
+        self.removals.apply(effects, decision.reference)
         self.audit.append(reviewer, "complaint.decide", complaint.reference,
                           {"decision": decision.reference, "outcome": outcome.value})
         return described
@@ -148,27 +146,6 @@ class Complaints:
             raise DecisionError("a complaint is decided by someone other than the person who "
                                 "took the decision; release the case")
         return complaint, decision
-
-    def _withdraw(self, kind: str, value: str) -> None:
-        """The content was restored, so its hashes must stop blocking it."""
-        if kind not in REMOVAL_SIGNALS:
-            return
-        # Not there when nothing was removed or the bank was cleared: nothing to withdraw.
-        with contextlib.suppress(BankError):
-            self.banks.set_status(OWN_REMOVALS_BANK, kind, value, EntryStatus.WITHDRAWN)
-
-
-def _reverse(session: Session, decision: ModerationDecision, at: datetime) -> None:
-    decision.reversed_at = at
-    if decision.outcome == "no_action":
-        _reopen(session, decision)
-        return
-    if decision.account == ACCOUNT_SUSPENDED and decision.end_user:
-        EndUsers.reinstate_in(session, decision.end_user)
-    enqueue(session, "content.restored", {
-        "decision": decision.reference, "content": decision.content_location,
-        "user": decision.end_user, "visibility": decision.visibility,
-        "account": decision.account, "hashes": decision.hashes})
 
 
 def _reopen(session: Session, decision: ModerationDecision) -> None:

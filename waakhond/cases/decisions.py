@@ -13,6 +13,7 @@ by someone else (Art. 20(6): never solely automated, and not by the same person)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 from dataclasses import dataclass, field
@@ -25,11 +26,12 @@ from sqlalchemy.orm import Session
 
 from waakhond.audit import AuditLog
 from waakhond.cases.queues import Source
-from waakhond.core import Action
+from waakhond.core import Action, Context, Verdict
 from waakhond.gateway.access import EndUsers
-from waakhond.hashing.banks import OWN_REMOVALS_BANK, BankKind, BankService, EntryInput
+from waakhond.hashing.banks import OWN_REMOVALS_BANK, BankError, BankKind, BankService, EntryInput
+from waakhond.hashing.exchange import EntryStatus
 from waakhond.hashing.signal_types import MIN_PDQ_QUALITY
-from waakhond.policy.dsa import GROUNDS, synthetic_keywords, validate_dsa
+from waakhond.policy.dsa import GROUNDS, TERRITORIES, synthetic_keywords, validate_dsa
 from waakhond.store import Database
 from waakhond.store.models import (
     Case,
@@ -45,6 +47,7 @@ from waakhond.webhooks.delivery import enqueue
 # Art. 20(1): complaints stay possible for at least six months after the decision notice.
 COMPLAINT_WINDOW = timedelta(days=183)
 NOT_AUTOMATED = "AUTOMATED_DECISION_NOT_AUTOMATED"
+FULLY_AUTOMATED = "AUTOMATED_DECISION_FULLY"
 # A suspension that follows from repeated decisions is decided by the rule, on people's
 # decisions: partly automated.
 PARTLY_AUTOMATED = "AUTOMATED_DECISION_PARTIALLY"
@@ -131,6 +134,7 @@ class _Source:
     """What the case is about, whatever it came from."""
 
     kind: Source
+    reference: str  # the notice's or the gateway decision's
     location: str
     content_date: datetime
     end_user: str | None
@@ -155,16 +159,17 @@ def _notice_source(session: Session, reference: str) -> _Source:
         raise DecisionError(f"the case's notice {reference} is gone")
     source_type = ("SOURCE_TRUSTED_FLAGGER" if notice.trusted_flagger
                    else _NOTICE_SOURCE_TYPES[notice.kind])
-    return _Source(Source.NOTICE, notice.location, notice.received_at, None, {}, source_type,
-                   automated_detection=False, notice=notice)
+    return _Source(Source.NOTICE, notice.reference, notice.location, notice.received_at,
+                   None, {}, source_type, automated_detection=False, notice=notice)
 
 
 def _automated_source(session: Session, reference: str) -> _Source:
     record = session.scalar(select(DecisionRecord).where(DecisionRecord.reference == reference))
     if record is None:
         raise DecisionError(f"the case's gateway decision {reference} is gone")
-    return _Source(Source.DECISION, f"waakhond:{record.reference}", record.at, record.end_user,
-                   _bankable(record.hashes or {}), "SOURCE_VOLUNTARY", automated_detection=True)
+    return _Source(Source.DECISION, record.reference, f"waakhond:{record.reference}",
+                   record.at, record.end_user, _bankable(record.hashes or {}),
+                   "SOURCE_VOLUNTARY", automated_detection=True)
 
 
 def _bankable(hashes: dict[str, Any]) -> dict[str, str]:
@@ -307,54 +312,114 @@ def _removes(row: ModerationDecision) -> bool:
     return bool(row.hashes) and bool(set(row.visibility) & REMOVALS)
 
 
+def restore(session: Session, decision: ModerationDecision, at: datetime) -> str:
+    """Undo a restriction found wrong: the platform restores the content (and the account,
+    for a suspension). Returns the event id."""
+    decision.reversed_at = at
+    if decision.account == ACCOUNT_SUSPENDED and decision.end_user:
+        EndUsers.reinstate_in(session, decision.end_user)
+    return enqueue(session, "content.restored", {
+        "decision": decision.reference, "content": decision.content_location,
+        "user": decision.end_user, "visibility": decision.visibility,
+        "account": decision.account, "hashes": decision.hashes})
+
+
+@dataclass
+class Effects:
+    """What a decision sets in motion, gathered inside its transaction; the hash bank
+    changes follow once it is committed."""
+
+    events: list[str] = field(default_factory=list)
+    statements: list[str] = field(default_factory=list)
+    suspension_secret: str | None = None
+    remove: dict[str, str] = field(default_factory=dict)
+    withdraw: dict[str, str] = field(default_factory=dict)
+
+    def restrict(self, session: Session, row: ModerationDecision, source_type: str,
+                 secret: str | None) -> None:
+        self.statements.append(_statement(session, row, source_type))
+        # The platform removes the content and its identical copies (the hashes), and
+        # passes the statement of reasons to the user.
+        self.events.append(enqueue(session, "content.restricted", {
+            **_user_notice(row, secret), "hashes": row.hashes, "user": row.end_user}))
+        events, statements, self.suspension_secret = _account_strike(session, row,
+                                                                     source_type)
+        self.events += events
+        self.statements += statements
+        if _removes(row):
+            self.remove = dict(row.hashes or {})
+
+    def undo(self, session: Session, restriction: ModerationDecision, at: datetime) -> None:
+        self.events.append(restore(session, restriction, at))
+        self.withdraw = dict(restriction.hashes or {})
+
+
+class Removals:
+    """The own-removals bank kept in step with decisions: removed content joins it, so a
+    re-upload or an identical copy is blocked (TAKE IT DOWN: identical copies go too);
+    restored content leaves it."""
+
+    def __init__(self, banks: BankService) -> None:
+        self.banks = banks
+
+    def apply(self, effects: Effects, decision_reference: str) -> None:
+        if effects.remove:
+            self.banks.ensure(OWN_REMOVALS_BANK, BankKind.OWN_REMOVALS, "waakhond decisions")
+            self.banks.add(OWN_REMOVALS_BANK, [
+                EntryInput(kind, value, metadata={"decision": decision_reference})
+                for kind, value in effects.remove.items() if kind in REMOVAL_SIGNALS])
+        for kind, value in effects.withdraw.items():
+            if kind in REMOVAL_SIGNALS:
+                # Not there when the bank was cleared: nothing to withdraw.
+                with contextlib.suppress(BankError):
+                    self.banks.set_status(OWN_REMOVALS_BANK, kind, value,
+                                          EntryStatus.WITHDRAWN)
+
+
+def _prior_restriction(session: Session, source: _Source) -> ModerationDecision | None:
+    """The fully automated restriction the gateway already applied to this content, if any."""
+    if source.kind is not Source.DECISION:
+        return None
+    return session.scalar(select(ModerationDecision).where(
+        ModerationDecision.case_reference == source.reference,
+        ModerationDecision.automated_decision == FULLY_AUTOMATED,
+        ModerationDecision.reversed_at.is_(None)))
+
+
 class Decisions:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.audit = AuditLog(db)
-        self.banks = BankService(db)
+        self.removals = Removals(BankService(db))
 
     def decide(self, case_reference: str, reviewer: str, decision: DecisionInput) -> Decided:
         decision.check()
-        complaint_secret = (secrets.token_urlsafe(24)
-                            if decision.outcome is Outcome.RESTRICT else None)
         with self.db.session() as session:
             case = hold(session, case_reference, reviewer)
             source = _source(session, case)
-            row = _row(case, source, decision, reviewer, complaint_secret)
+            prior = _prior_restriction(session, source)
+            # A person confirming an automated restriction changes nothing for the user, who
+            # had its statement and complaint secret already.
+            new_restriction = decision.outcome is Outcome.RESTRICT and prior is None
+            secret = secrets.token_urlsafe(24) if new_restriction else None
+            row = _row(case, source, decision, reviewer, secret)
             session.add(row)
-            events: list[str] = []
-            statements: list[str] = []
-            suspension_secret = None
-            if decision.outcome is Outcome.RESTRICT:
-                statements.append(_statement(session, row, source.source_type))
-                # The platform removes the content and its identical copies (the hashes),
-                # and passes the statement of reasons to the user.
-                events.append(enqueue(session, "content.restricted", {
-                    **_user_notice(row, complaint_secret), "hashes": row.hashes,
-                    "user": row.end_user}))
-                more_events, more_statements, suspension_secret = _account_strike(
-                    session, row, source.source_type)
-                events += more_events
-                statements += more_statements
+            effects = Effects()
+            if new_restriction:
+                effects.restrict(session, row, source.source_type, secret)
+            elif prior is not None and decision.outcome is Outcome.NO_ACTION:
+                effects.undo(session, prior, row.decided_at)  # the machine was wrong
             if source.notice is not None:
-                events.append(_notice_outcome(session, source.notice, row))
-            decided = Decided(row.reference, decision.outcome, complaint_secret,
-                              suspension_secret, tuple(events), tuple(statements))
-            removed_hashes = row.hashes if _removes(row) else None
-        if removed_hashes:
-            self._remember_removal(removed_hashes, decided.reference)
+                effects.events.append(_notice_outcome(session, source.notice, row))
+            decided = Decided(row.reference, decision.outcome, secret,
+                              effects.suspension_secret, tuple(effects.events),
+                              tuple(effects.statements))
+        self.removals.apply(effects, decided.reference)
         self.audit.append(reviewer, "case.decide", case_reference,
                           {"decision": decided.reference, "outcome": decided.outcome.value,
-                           "events": list(events), "statements": list(statements)})
+                           "events": list(decided.events),
+                           "statements": list(decided.statements)})
         return decided
-
-    def _remember_removal(self, hashes: dict[str, str], decision_reference: str) -> None:
-        """Removed content joins the own-removals bank, so a re-upload or an identical copy
-        is blocked at upload (TAKE IT DOWN: identical copies go too)."""
-        self.banks.ensure(OWN_REMOVALS_BANK, BankKind.OWN_REMOVALS, "waakhond decisions")
-        self.banks.add(OWN_REMOVALS_BANK, [
-            EntryInput(kind, value, metadata={"decision": decision_reference})
-            for kind, value in hashes.items() if kind in REMOVAL_SIGNALS])
 
     def for_case(self, case_reference: str) -> list[dict[str, Any]]:
         with self.db.session() as session:
@@ -376,3 +441,55 @@ def describe(row: ModerationDecision) -> dict[str, Any]:
                if key not in ("decision", "complaint_secret")},
             "decided_by": row.decided_by, "decided_at": iso(row.decided_at),
             "reversed_at": iso(row.reversed_at)}
+
+
+@dataclass(frozen=True)
+class AutomatedRestriction:
+    """The statement of reasons for the uploader, which the platform passes on."""
+
+    decision: str
+    visibility: str
+    complaint_secret: str
+    complaint_until: str
+    redress: str = REDRESS
+
+
+_AUTOMATED_VISIBILITY = {
+    Action.AGE_RESTRICT: "DECISION_VISIBILITY_CONTENT_AGE_RESTRICTED",
+    Action.BLOCK: "DECISION_VISIBILITY_CONTENT_REMOVED",
+    Action.BLOCK_AND_REPORT: "DECISION_VISIBILITY_CONTENT_REMOVED",
+}
+
+
+def restrict_automatically(session: Session, gateway_reference: str, verdict: Verdict,
+                           end_user: str | None) -> AutomatedRestriction | None:
+    """An upload the policy restricted is a fully automated decision (Art. 17(3)(c)): it gets
+    a statement of reasons and the uploader may complain. Prompts and generator outputs are
+    not: refusing to make something restricts nothing anyone provided to be hosted."""
+    visibility = _AUTOMATED_VISIBILITY.get(verdict.action)
+    if verdict.context is not Context.UPLOAD or visibility is None or verdict.dsa is None:
+        return None
+    firing = [reason for reason in verdict.reasons if reason.action is verdict.action]
+    legal = "; ".join(dict.fromkeys(r.legal_source for r in firing if r.legal_source))
+    illegal = verdict.dsa.decision_ground == GROUNDS["illegal"]
+    secret, now = secrets.token_urlsafe(24), datetime.now(UTC)
+    row = ModerationDecision(
+        reference=f"act_{secrets.token_hex(10)}", case_reference=gateway_reference,
+        outcome=Outcome.RESTRICT.value, ground=verdict.dsa.decision_ground,
+        legal_ground=(legal or f"waakhond policy rules {', '.join(r.rule_id for r in firing)}"
+                      )[:500] if illegal else "",
+        facts=("Automated screening of the upload: "
+               + " ".join(reason.text for reason in firing))[:5000],
+        category=verdict.dsa.category, keywords=list(verdict.dsa.keywords),
+        visibility=[visibility], account=None, monetary=None, provision=None,
+        territorial_scope=[verdict.country] if verdict.country in TERRITORIES else [],
+        content_type=["CONTENT_TYPE_IMAGE"], content_location=f"waakhond:{gateway_reference}",
+        content_date=now, end_user=end_user,
+        hashes=_bankable(verdict.signals.get("hashes") or {}) or None,
+        automated_detection=True, automated_decision=FULLY_AUTOMATED,
+        complaint_secret_sha256=digest(secret),
+        decided_by=f"waakhond policy {verdict.policy_version}", decided_at=now)
+    session.add(row)
+    _statement(session, row, "SOURCE_VOLUNTARY")
+    return AutomatedRestriction(row.reference, visibility, secret,
+                                iso(now + COMPLAINT_WINDOW) or "")

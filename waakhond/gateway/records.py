@@ -17,6 +17,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select
 
 from waakhond.audit import AuditLog
+from waakhond.cases.decisions import AutomatedRestriction, restrict_automatically
 from waakhond.cases.queues import Routing, Source, open_case
 from waakhond.core import Action, Verdict
 from waakhond.store import Database
@@ -74,6 +75,13 @@ class DecisionLog:
     def record(self, verdict: Verdict, stage: Stage, request_id: str, requester: Requester,
                content: list[ContentToPreserve] | None = None) -> str:
         """Store the decision; returns its reference."""
+        return self.record_restricting(verdict, stage, request_id, requester, content)[0]
+
+    def record_restricting(self, verdict: Verdict, stage: Stage, request_id: str,
+                           requester: Requester, content: list[ContentToPreserve] | None = None
+                           ) -> tuple[str, AutomatedRestriction | None]:
+        """Store the decision and, for a restricted upload, its statement of reasons (in the
+        same transaction); returns the reference and the restriction for the uploader."""
         reference = new_reference("dec")
         reported = verdict.action is Action.BLOCK_AND_REPORT
         with self.db.session() as session:
@@ -94,7 +102,9 @@ class DecisionLog:
                 for item in content:
                     session.add(Evidence(decision_reference=reference, mime_type=item.mime_type,
                                          ciphertext=self._fernet.encrypt(item.data)))
-        return reference
+            restriction = restrict_automatically(session, reference, verdict,
+                                                 requester.end_user)
+        return reference, restriction
 
     def get(self, reference: str) -> dict[str, Any] | None:
         with self.db.session() as session:

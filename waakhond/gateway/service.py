@@ -14,6 +14,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from waakhond.cases.decisions import AutomatedRestriction
 from waakhond.core import Action, Context, Reason, Verdict
 from waakhond.errors import InputError
 from waakhond.gateway.access import (
@@ -80,6 +81,7 @@ class ScreenResult:
     verdict: Verdict
     reference: str
     standing: Standing | None
+    restriction: AutomatedRestriction | None = None  # for a restricted upload
 
 
 @dataclass(frozen=True)
@@ -141,13 +143,13 @@ class Gateway:
 
     def _judged(self, verdict: Verdict, stage: Stage, request_id: str, request: Request,
                 content: list[ContentToPreserve]) -> ScreenResult:
-        reference = self.decisions.record(verdict, stage, request_id, request.requester(),
-                                          content)
+        reference, restriction = self.decisions.record_restricting(
+            verdict, stage, request_id, request.requester(), content)
         count_decision(stage.value, verdict)
         standing = None
         if _users_fault(verdict):
             standing = self.users.strike(request.end_user, verdict.action)
-        return ScreenResult(verdict, reference, standing)
+        return ScreenResult(verdict, reference, standing, restriction)
 
     # -- generation -----------------------------------------------------------------------
 
