@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.test_notices import notice
 from waakhond.audit import AuditLog
@@ -20,14 +20,21 @@ from waakhond.cases.decisions import (
     Outcome,
     Restriction,
 )
-from waakhond.cases.notices import CHILD_SAFETY, NoticeKind, Notices
+from waakhond.cases.notices import (
+    CHILD_SAFETY,
+    MISUSE_SUSPEND_AT,
+    MISUSE_SUSPENSION,
+    NoticeKind,
+    Notices,
+    NotifierSuspended,
+)
 from waakhond.cases.queues import Cases
 from waakhond.core import Action, Context, DsaClassification, Reason, Verdict
 from waakhond.gateway.access import EndUsers, Scope
 from waakhond.gateway.records import DecisionLog, Requester, Stage
 from waakhond.hashing.banks import OWN_REMOVALS_BANK, BankKind, BankService, EntryInput
 from waakhond.store import Database
-from waakhond.store.models import StatementOfReasons, WebhookDelivery
+from waakhond.store.models import ModerationDecision, StatementOfReasons, WebhookDelivery
 
 REMOVED = Restriction(visibility=("DECISION_VISIBILITY_CONTENT_REMOVED",))
 MD5 = "0" * 31 + "1"
@@ -321,3 +328,35 @@ def test_a_person_overturning_an_automated_restriction_restores_the_content(db_u
     assert restored.payload["decision"] == restriction.decision
     assert BankService(db).entry(OWN_REMOVALS_BANK, "md5", MD5).status == "withdrawn"
     assert Decisions(db).get(restriction.decision)["reversed_at"] is not None
+
+
+def test_a_notifier_of_manifestly_unfounded_notices_is_warned_then_suspended(db_url):
+    """Art. 23(2): a warning first, then notices are not processed for a while."""
+    db = Database(db_url)
+    unfounded = DecisionInput(Outcome.NO_ACTION, facts="The notice names no illegal content.",
+                              manifestly_unfounded=True)
+    for _ in range(MISUSE_SUSPEND_AT):
+        case, _, _ = claimed(db, notifier_email="Spam@Example.org")
+        Decisions(db).decide(case, "alice", unfounded)
+    with pytest.raises(NotifierSuspended, match=r"Art\. 23"):
+        Notices(db).receive(notice(notifier_email="spam@example.org"))
+    assert Notices(db).receive(notice(notifier_email="other@example.org")).warning is None
+    assert Notices(db).receive(notice(category=CHILD_SAFETY, notifier_name=None,
+                                      notifier_email=None)).warning is None
+    with db.session() as session:  # the suspension runs out
+        session.execute(update(ModerationDecision).values(
+            decided_at=datetime.now(UTC) - MISUSE_SUSPENSION - timedelta(days=1)))
+    assert "manifestly unfounded" in Notices(db).receive(
+        notice(notifier_email="spam@example.org")).warning
+
+
+def test_only_a_declined_notice_can_be_manifestly_unfounded(db_url):
+    db = Database(db_url)
+    case, _, _ = claimed(db)
+    with pytest.raises(DecisionError, match="no_action"):
+        Decisions(db).decide(case, "alice", removal(manifestly_unfounded=True))
+    reported_upload(db)
+    automated = Cases(db).claim_next("bob", "child_safety")
+    with pytest.raises(DecisionError, match="only a notice"):
+        Decisions(db).decide(automated["reference"], "bob", DecisionInput(
+            Outcome.NO_ACTION, facts="x", manifestly_unfounded=True))

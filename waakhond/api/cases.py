@@ -62,6 +62,9 @@ class DecisionBody(BaseModel):
                                  description="whose content it is, if the case does not say")
     hashes: dict[str, str] = Field(default_factory=dict, description=(
         "md5 / sha256 / pdq of the content: identical copies are removed and blocked"))
+    manifestly_unfounded: bool = Field(False, description=(
+        "a declined notice was manifestly unfounded: counts against its notifier "
+        "(warning, then notices not processed for 30 days; DSA Art. 23(2))"))
 
     def to_input(self) -> DecisionInput:
         return DecisionInput(
@@ -71,7 +74,8 @@ class DecisionBody(BaseModel):
                 tuple(self.visibility), self.account, self.monetary, self.provision),
             territorial_scope=tuple(self.territorial_scope),
             content_type=tuple(self.content_type), synthetic=self.synthetic,
-            end_user=self.end_user, hashes=self.hashes)
+            end_user=self.end_user, hashes=self.hashes,
+            manifestly_unfounded=self.manifestly_unfounded)
 
 
 class AnswerBody(BaseModel):

@@ -11,7 +11,13 @@ from pydantic import BaseModel, Field
 
 from waakhond.api.deps import gateway, optional_caller, requires
 from waakhond.api.errors import ERROR_RESPONSES, NotFound
-from waakhond.cases.notices import NoticeError, NoticeInput, NoticeKind, Notices
+from waakhond.cases.notices import (
+    NoticeError,
+    NoticeInput,
+    NoticeKind,
+    Notices,
+    NotifierSuspended,
+)
 from waakhond.errors import WaakhondError
 from waakhond.gateway.access import AccessDenied, Caller, Scope
 from waakhond.policy.dsa import CATEGORIES
@@ -49,6 +55,7 @@ class NoticeReceipt(BaseModel):
     received_at: str
     deadline_at: str | None
     message: str
+    warning: str | None = None
 
 
 def notices(request: Request) -> Notices:
@@ -75,6 +82,8 @@ def send_notice(request: Request, body: NoticeBody,
     trusted = found.name if found and Scope.FLAG.value in found.scopes else None
     try:
         receipt = notices(request).receive(NoticeInput(**body.model_dump()), trusted)
+    except NotifierSuspended as exc:
+        raise AccessDenied(str(exc), "notifier_suspended", 403) from None
     except NoticeError as exc:
         raise InvalidNotice(str(exc)) from None
     clock = (f" It will be acted on within 48 hours, by {receipt.deadline_at.isoformat()}."
@@ -84,7 +93,7 @@ def send_notice(request: Request, body: NoticeBody,
         received_at=receipt.received_at.isoformat(),
         deadline_at=receipt.deadline_at.isoformat() if receipt.deadline_at else None,
         message=f"We received your notice {receipt.reference}.{clock} You will be told the "
-                f"decision and how to contest it.")
+                f"decision and how to contest it.", warning=receipt.warning)
 
 
 @router.get("/{reference}")

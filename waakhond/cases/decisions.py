@@ -99,10 +99,15 @@ class DecisionInput:
     synthetic: bool = False  # AI-made or AI-edited
     end_user: str | None = None  # whose content it is, when the source does not say
     hashes: dict[str, str] = field(default_factory=dict)  # to remove identical copies
+    # For a declined notice: it was manifestly unfounded (counts against the notifier).
+    manifestly_unfounded: bool = False
 
     def check(self) -> None:
         if self.outcome is Outcome.NO_ACTION:
             return
+        if self.manifestly_unfounded:
+            raise DecisionError("only a notice declined with no_action can be manifestly "
+                                "unfounded")
         if not self.restriction.any():
             raise DecisionError("a restriction needs at least one of visibility, account, "
                                 "monetary or provision")
@@ -230,6 +235,7 @@ def _row(case: Case, source: _Source, decision: DecisionInput, reviewer: str,
         hashes=decision.hashes or source.hashes or None,
         automated_detection=source.automated_detection, automated_decision=NOT_AUTOMATED,
         complaint_secret_sha256=digest(complaint_secret) if complaint_secret else None,
+        manifestly_unfounded=decision.manifestly_unfounded,
         decided_by=reviewer, decided_at=datetime.now(UTC))
 
 
@@ -267,7 +273,7 @@ def _notice_outcome(session: Session, notice: Notice, row: ModerationDecision) -
     return enqueue(session, "notice.decided", {
         "notice": notice.reference, "notifier_email": notice.notifier_email,
         "decision": row.reference, "outcome": row.outcome, "automated_decision": False,
-        "redress": REDRESS})
+        "manifestly_unfounded": row.manifestly_unfounded, "redress": REDRESS})
 
 
 def _suspension(row: ModerationDecision, strikes: int, secret: str) -> ModerationDecision:
@@ -397,6 +403,8 @@ class Decisions:
         with self.db.session() as session:
             case = hold(session, case_reference, reviewer)
             source = _source(session, case)
+            if decision.manifestly_unfounded and source.notice is None:
+                raise DecisionError("only a notice can be manifestly unfounded")
             prior = _prior_restriction(session, source)
             # A person confirming an automated restriction changes nothing for the user, who
             # had its statement and complaint secret already.

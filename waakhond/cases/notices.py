@@ -18,15 +18,21 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from waakhond.cases.decisions import REDRESS
 from waakhond.cases.queues import Routing, Source, open_case
 from waakhond.policy.dsa import CATEGORIES
 from waakhond.store import Database
-from waakhond.store.models import ModerationDecision, Notice, iso
+from waakhond.store.models import ModerationDecision, Notice, aware, iso
 
 CHILD_SAFETY = "STATEMENT_CATEGORY_PROTECTION_OF_MINORS"
 TAKE_IT_DOWN_HOURS = 48
+# Art. 23(2): a notifier whose notices are often manifestly unfounded is warned, then their
+# notices are not processed for a while. Counted over a window, so old mistakes expire.
+MISUSE_WINDOW = timedelta(days=90)
+MISUSE_WARN_AT, MISUSE_SUSPEND_AT = 2, 4
+MISUSE_SUSPENSION = timedelta(days=30)
 PRIORITY_CHILD_SAFETY, PRIORITY_TRUSTED, PRIORITY_OTHER = 0, 1, 2
 
 
@@ -38,6 +44,10 @@ class NoticeKind(StrEnum):
 
 class NoticeError(ValueError):
     """The notice cannot be accepted as given; the message says what is missing."""
+
+
+class NotifierSuspended(NoticeError):
+    """This notifier's notices are not processed for now (Art. 23(2))."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,7 @@ class Receipt:
     received_at: datetime
     deadline_at: datetime | None
     priority: int
+    warning: str | None = None  # Art. 23(2): before notices stop being processed
 
 
 def _digest(secret: str) -> str:
@@ -90,6 +101,34 @@ def _priority(notice: NoticeInput, trusted_flagger: str | None) -> int:
     return PRIORITY_OTHER
 
 
+def _misuse(session: Session, trusted_flagger: str | None, email: str | None,
+            now: datetime) -> str | None:
+    """Refuse the notice while the notifier is suspended; otherwise a warning, or None."""
+    if trusted_flagger:
+        notifier = Notice.trusted_flagger == trusted_flagger
+    elif email:
+        notifier = Notice.notifier_email == email
+    else:
+        return None  # anonymous: nothing to count against
+    unfounded = session.scalars(
+        select(ModerationDecision.decided_at)
+        .join(Notice, Notice.decision_reference == ModerationDecision.reference)
+        .where(notifier, ModerationDecision.manifestly_unfounded,
+               ModerationDecision.decided_at >= now - MISUSE_WINDOW)
+        .order_by(ModerationDecision.decided_at)).all()
+    if len(unfounded) >= MISUSE_SUSPEND_AT:
+        until = aware(unfounded[-1]) + MISUSE_SUSPENSION
+        if until > now:
+            raise NotifierSuspended(
+                f"after {len(unfounded)} manifestly unfounded notices, and a warning, notices "
+                f"from you are not processed until {until.date().isoformat()} (DSA Art. 23(2))")
+    if len(unfounded) >= MISUSE_WARN_AT:
+        return (f"{len(unfounded)} of your recent notices were manifestly unfounded; at "
+                f"{MISUSE_SUSPEND_AT} your notices stop being processed for "
+                f"{MISUSE_SUSPENSION.days} days (DSA Art. 23(2))")
+    return None
+
+
 class Notices:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -102,12 +141,14 @@ class Notices:
         deadline = (now + timedelta(hours=TAKE_IT_DOWN_HOURS)
                     if notice.kind is NoticeKind.TAKE_IT_DOWN else None)
         priority = _priority(notice, trusted_flagger)
+        email = notice.notifier_email.strip().lower() if notice.notifier_email else None
         with self.db.session() as session:
+            warning = _misuse(session, trusted_flagger, email, now)
             session.add(Notice(
                 reference=reference, status_secret_sha256=_digest(secret),
                 kind=notice.kind.value, category=notice.category, location=notice.location,
                 explanation=notice.explanation, notifier_name=notice.notifier_name or None,
-                notifier_email=notice.notifier_email or None, good_faith=notice.good_faith,
+                notifier_email=email, good_faith=notice.good_faith,
                 trusted_flagger=trusted_flagger, authority=notice.authority,
                 priority=priority, received_at=now, acknowledged_at=now, deadline_at=deadline))
             open_case(session, Source.NOTICE, reference, Routing(
@@ -115,7 +156,7 @@ class Notices:
                 trusted=priority == PRIORITY_TRUSTED,
                 intimate=notice.kind is NoticeKind.TAKE_IT_DOWN,
                 legal_deadline=deadline))
-        return Receipt(reference, secret, now, deadline, priority)
+        return Receipt(reference, secret, now, deadline, priority, warning)
 
     def status(self, reference: str, secret: str) -> dict[str, Any] | None:
         """What the notifier may see. None for a wrong reference or secret alike, so

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -218,7 +219,9 @@ class Notice(Base):
     from an authority. Stored, and committed, before its receipt is sent."""
 
     __tablename__ = "notices"
-    __table_args__ = (Index("ix_notices_queue", "status", "priority", "received_at"),)
+    __table_args__ = (Index("ix_notices_queue", "status", "priority", "received_at"),
+                      Index("ix_notices_notifier", "notifier_email"),
+                      Index("ix_notices_flagger", "trusted_flagger"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(40), unique=True)
@@ -289,6 +292,8 @@ class ModerationDecision(Base):
     hashes: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # to remove identical copies
     automated_detection: Mapped[bool] = mapped_column(default=False)
     automated_decision: Mapped[str] = mapped_column(String(40))  # AUTOMATED_DECISION_*
+    # A notice declined as manifestly unfounded counts against its notifier (Art. 23(2)).
+    manifestly_unfounded: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Given once to the affected user (through the platform) to complain (Art. 20).
     complaint_secret_sha256: Mapped[str | None] = mapped_column(String(64))
     decided_by: Mapped[str] = mapped_column(String(200))
