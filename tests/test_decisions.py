@@ -35,6 +35,7 @@ from waakhond.gateway.records import DecisionLog, Requester, Stage
 from waakhond.hashing.banks import OWN_REMOVALS_BANK, BankKind, BankService, EntryInput
 from waakhond.store import Database
 from waakhond.store.models import ModerationDecision, StatementOfReasons, WebhookDelivery
+from waakhond.transparency.report import transparency_report
 
 REMOVED = Restriction(visibility=("DECISION_VISIBILITY_CONTENT_REMOVED",))
 MD5 = "0" * 31 + "1"
@@ -340,6 +341,10 @@ def test_a_notifier_of_manifestly_unfounded_notices_is_warned_then_suspended(db_
         Decisions(db).decide(case, "alice", unfounded)
     with pytest.raises(NotifierSuspended, match=r"Art\. 23"):
         Notices(db).receive(notice(notifier_email="spam@example.org"))
+    now = datetime.now(UTC)
+    reported = {row.quantity: row.value for row in transparency_report(
+        db, now - timedelta(days=1), now + timedelta(days=1))}
+    assert reported["notices declined as manifestly unfounded"] == MISUSE_SUSPEND_AT
     assert Notices(db).receive(notice(notifier_email="other@example.org")).warning is None
     assert Notices(db).receive(notice(category=CHILD_SAFETY, notifier_name=None,
                                       notifier_email=None)).warning is None

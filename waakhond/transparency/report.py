@@ -270,14 +270,20 @@ def _complaints(session: Session, period: _Period) -> list[ReportRow]:
 
 
 def _suspensions(session: Session, period: _Period) -> list[ReportRow]:
-    """Waakhond suspends accounts for manifestly illegal content only (Art. 23(1))."""
+    """Accounts are suspended for manifestly illegal content (Art. 23(1)); notifiers'
+    notices stop being processed after manifestly unfounded ones (Art. 23(2)), a state
+    derived from those decisions, so their count is what is reported."""
     imposed = select(func.count()).select_from(Decision).where(
         _ART23, period.holds(Decision.decided_at))
     lifted = select(func.count()).select_from(Decision).where(
         _ART23, period.holds(Decision.reversed_at))
+    unfounded = select(func.count()).select_from(Decision).where(
+        Decision.manifestly_unfounded.is_(True), period.holds(Decision.decided_at))
     return [_count(session, SUSPENSIONS, "suspensions for manifestly illegal content",
                    imposed),
-            _count(session, SUSPENSIONS, "suspensions lifted on complaint", lifted)]
+            _count(session, SUSPENSIONS, "suspensions lifted on complaint", lifted),
+            _count(session, SUSPENSIONS, "notices declined as manifestly unfounded",
+                   unfounded)]
 
 
 def _automated_means(session: Session, period: _Period) -> list[ReportRow]:
