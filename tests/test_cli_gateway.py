@@ -126,3 +126,12 @@ def _wait_ready(url: str, server: subprocess.Popen, seconds: float = 90) -> bool
             pass
         time.sleep(0.3)
     return False
+
+
+def test_the_transparency_report_on_the_command_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("WAAKHOND_DATA", str(tmp_path))
+    out = tmp_path / "report.csv"
+    assert main(["transparency-report", "--start", "2026-01-01", "--end", "2027-01-01",
+                 "--out", str(out)]) == 0
+    assert out.read_text().startswith("section,quantity,breakdown,value")
+    assert main(["transparency-report", "--start", "2026-01-01", "--end", "2026-01-01"]) == 2

@@ -7,6 +7,7 @@ import getpass
 import json
 import os
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,15 @@ def add_commands(commands: Any) -> None:
     show = audit_actions.add_parser("show", help="the newest entries, as JSON lines")
     show.add_argument("--last", type=int, default=20)
     show.set_defaults(handler=_audit_show)
+
+    report = commands.add_parser(
+        "transparency-report", help="DSA Art. 15/24 quantities for a period, as CSV")
+    report.add_argument("--start", required=True, type=date.fromisoformat,
+                        help="first day, YYYY-MM-DD")
+    report.add_argument("--end", required=True, type=date.fromisoformat,
+                        help="the day after the last, YYYY-MM-DD (2027-01-01 for 2026)")
+    report.add_argument("--out", type=Path, help="write here instead of standard output")
+    report.set_defaults(handler=_transparency_report)
 
     verify = commands.add_parser(
         "verify", help="does an image carry our C2PA manifest or watermark, and from which "
@@ -158,6 +168,23 @@ def _audit_verify(_: argparse.Namespace) -> int:
 def _audit_show(args: argparse.Namespace) -> int:
     for entry in _audit_log().entries(args.last):
         print(json.dumps(entry, ensure_ascii=False))
+    return EXIT_OK
+
+
+def _transparency_report(args: argparse.Namespace) -> int:
+    from waakhond.store import Database
+    from waakhond.transparency.report import PeriodError, report_for_days, to_csv
+
+    try:
+        rows = report_for_days(Database(), args.start, args.end)
+    except PeriodError as exc:
+        print(f"waakhond: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    text = to_csv(rows)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
     return EXIT_OK
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -11,7 +11,7 @@ from waakhond.api.deps import requires
 from waakhond.api.errors import ERROR_RESPONSES
 from waakhond.errors import WaakhondError
 from waakhond.gateway.access import Caller, Scope
-from waakhond.transparency.report import PeriodError, to_csv, transparency_report
+from waakhond.transparency.report import PeriodError, report_for_days, to_csv
 
 router = APIRouter(prefix="/v1/transparency", tags=["transparency"], responses=ERROR_RESPONSES)
 Auditor = Annotated[Caller, Depends(requires(Scope.AUDIT))]
@@ -20,10 +20,6 @@ Auditor = Annotated[Caller, Depends(requires(Scope.AUDIT))]
 class InvalidPeriod(WaakhondError):
     code = "invalid_period"
     status = 400
-
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
 
 
 @router.get("/report", response_class=Response, responses={
@@ -38,8 +34,7 @@ def report(request: Request, _: Auditor,
     for [start, end): orders, notices, own-initiative moderation, complaints, suspensions and
     the accuracy of automated means. No personal data."""
     try:
-        rows = transparency_report(request.app.state.gateway.decisions.db,
-                                   _midnight(start), _midnight(end))
+        rows = report_for_days(request.app.state.gateway.decisions.db, start, end)
     except PeriodError as exc:
         raise InvalidPeriod(f"{exc}: start {start} is not before end {end}") from None
     filename = f"transparency-report-{start}-{end}.csv"

@@ -23,7 +23,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from statistics import median
 from typing import Any
 
@@ -86,6 +86,12 @@ class _Period:
 
     def holds(self, column: Any) -> ColumnElement[bool]:
         return and_(column >= self.start, column < self.end)
+
+
+def report_for_days(db: Database, first: date, after_last: date) -> list[ReportRow]:
+    """The report for whole UTC days: ``after_last`` is the day after the period's last."""
+    return transparency_report(db, datetime.combine(first, time(), tzinfo=UTC),
+                               datetime.combine(after_last, time(), tzinfo=UTC))
 
 
 def transparency_report(db: Database, start: datetime, end: datetime) -> list[ReportRow]:
