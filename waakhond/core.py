@@ -95,6 +95,9 @@ class Verdict:
     timings_ms: dict[str, float] = field(default_factory=dict)
     image: ImageInfo | None = None
     source: str | None = None  # a file name, when the CLI screened a file
+    # An edit input's faces (signals.base.ReferenceFace), for screening the edit's outputs.
+    # Biometric: kept in memory for the request, never in the dict, a log or an answer.
+    reference_faces: tuple[Any, ...] = field(default=(), repr=False)
 
     @property
     def blocks(self) -> bool:
@@ -103,6 +106,7 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; the schema is documented in the README."""
         data = asdict(self)
+        del data["reference_faces"]
         data["action"] = self.action.value
         data["context"] = self.context.value
         data["reasons"] = [

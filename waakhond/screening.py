@@ -19,8 +19,10 @@ from waakhond.errors import EmptyInput, InputTooLarge
 from waakhond.intake import DecodedImage, decode_image
 from waakhond.policy import Policy, load_policy, normalise_country
 from waakhond.signals import Detector, SignalSet
+from waakhond.signals.base import ReferenceFace
 
 if TYPE_CHECKING:
+    from waakhond.consent.matcher import RegistryMatcher
     from waakhond.hashing.matcher import HashMatcher
     from waakhond.signals.prompt import PromptIntentDetector
 
@@ -33,18 +35,22 @@ MAX_PROMPT_CHARS = 10_000
 REMOVAL_LABELS = frozenset({"SEXUAL_MINOR", "NCII_REAL_PERSON"})
 
 
-def default_detectors(settings: ScreeningSettings,
-                      matcher: HashMatcher | None = None) -> list[Detector]:
+def default_detectors(settings: ScreeningSettings, matcher: HashMatcher | None = None,
+                      registry_matcher: RegistryMatcher | None = None) -> list[Detector]:
     """The real detectors, in the order they must run (banks read the hashes, faces read
-    NudeNet's face boxes)."""
+    NudeNet's face boxes, identities read the faces, the registry reads identities)."""
     from waakhond.signals.bank_match import BankMatchDetector
+    from waakhond.signals.consent import RegistryMatchDetector
     from waakhond.signals.faces import FaceAgeDetector
     from waakhond.signals.hashes import HashDetector
+    from waakhond.signals.identity import FaceIdentityDetector
     from waakhond.signals.nudity import NudeNetDetector, OpenNsfwDetector
     from waakhond.signals.provenance import C2paDetector
 
     threads = settings.model_threads
     banks: list[Detector] = [BankMatchDetector(matcher)] if matcher else []
+    registry: list[Detector] = [RegistryMatchDetector(registry_matcher)] \
+        if registry_matcher else []
     return [
         HashDetector(),
         *banks,
@@ -52,6 +58,8 @@ def default_detectors(settings: ScreeningSettings,
         NudeNetDetector(threads),
         OpenNsfwDetector(threads),
         FaceAgeDetector(threads),
+        FaceIdentityDetector(),
+        *registry,
     ]
 
 
@@ -64,9 +72,11 @@ class Screener:
         detectors: Sequence[Detector] | None = None,
         prompt_detector: PromptIntentDetector | None = None,
         matcher: HashMatcher | None = None,
+        registry_matcher: RegistryMatcher | None = None,
     ) -> None:
         self.settings = settings or ScreeningSettings.from_env()
         self.matcher = matcher
+        self.registry_matcher = registry_matcher
         self._detectors = list(detectors) if detectors is not None else None
         self._prompt_detector = prompt_detector
 
@@ -74,7 +84,8 @@ class Screener:
     def detectors(self) -> list[Detector]:
         """The image detectors, loaded on first use (prompt-only users never pay for them)."""
         if self._detectors is None:
-            self._detectors = default_detectors(self.settings, self.matcher)
+            self._detectors = default_detectors(self.settings, self.matcher,
+                                                self.registry_matcher)
         return self._detectors
 
     @property
@@ -104,14 +115,18 @@ class Screener:
 
     def check_decoded(self, image: DecodedImage, context: str | Context = Context.UPLOAD,
                       country: str | None = None, source: str | None = None,
-                      intake_ms: float = 0.0) -> Verdict:
+                      intake_ms: float = 0.0,
+                      input_faces: tuple[ReferenceFace, ...] = ()) -> Verdict:
         """Screen an image that already passed intake, for callers that use its pixels
-        afterwards (the gateway marks what it lets through) and should not decode twice."""
+        afterwards (the gateway marks what it lets through) and should not decode twice.
+        ``input_faces``: for an edit's output, the faces of its input photo (the verdict of
+        the edit request has them), so the policy sees whether the output shows them."""
         ctx = _image_context(context)
         code = normalise_country(country)
         policy = load_policy(code)
         timings = {"intake": intake_ms}
-        return self._decide(ctx, code, policy, image, timings, source, SignalSet())
+        return self._decide(ctx, code, policy, image, timings, source,
+                            SignalSet(input_faces=input_faces))
 
     def check_prompt(
         self,
@@ -170,6 +185,7 @@ class Screener:
             timings_ms=timings,
             image=image.info if image else None,
             source=source,
+            reference_faces=signals.reference_faces() if ctx is Context.EDIT_INPUT else (),
         )
 
     def _remember_removal(self, signals: SignalSet, rule_id: str) -> None:

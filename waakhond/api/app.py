@@ -18,6 +18,7 @@ from waakhond.api import (
     admin,
     cases,
     complaints,
+    consent,
     crime_reports,
     images,
     notices,
@@ -33,6 +34,8 @@ from waakhond.cases.decisions import Decisions
 from waakhond.cases.notices import Notices
 from waakhond.cases.queues import Cases
 from waakhond.config import GatewaySettings, data_folder
+from waakhond.consent.photos import photo_embedder
+from waakhond.consent.registry import Registry
 from waakhond.gateway.metrics import CASE_STATES, CASES, REQUEST_SECONDS
 from waakhond.gateway.outputs import OutputStore
 from waakhond.gateway.service import Gateway
@@ -60,6 +63,9 @@ def create_app(gateway: Gateway, settings: GatewaySettings) -> FastAPI:
     app.state.cases = Cases(gateway.decisions.db)
     app.state.decisions = Decisions(gateway.decisions.db)
     app.state.complaints = Complaints(gateway.decisions.db)
+    matcher = gateway.screener.registry_matcher
+    app.state.registry = Registry(gateway.decisions.db, photo_embedder(gateway.screener),
+                                  on_change=matcher.refresh if matcher else None)
     app.state.crime_reports = CrimeReports(
         gateway.decisions.db, gateway.decisions, settings.report_csam_to_ncmec,
         _tipline(settings))
@@ -67,7 +73,8 @@ def create_app(gateway: Gateway, settings: GatewaySettings) -> FastAPI:
     _add_deliveries(app, gateway.decisions.db, settings)
     install_handlers(app)
     for router in (images.router, screening.router, notices.router, cases.router,
-                   complaints.router, crime_reports.router, transparency.router,
+                   complaints.router, consent.router, crime_reports.router,
+                   transparency.router,
                    webhooks_api.router, admin.router):
         app.include_router(router)
     _add_operations(app, gateway)

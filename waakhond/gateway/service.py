@@ -172,7 +172,7 @@ class Gateway:
             log.warning("upstream failed for %s: %s", request_id, exc)
             raise GatewayFailure(str(exc), "upstream_error", 502, request_id) from exc
         return self._screen_outputs(request, image_request, produced, request_id,
-                                    screened.reference, standing)
+                                    screened, standing)
 
     def _check_tier(self, request: Request, image_request: ImageRequest, verdict: Verdict,
                     request_id: str) -> None:
@@ -188,12 +188,14 @@ class Gateway:
                            "platform can mark a user verified", "tier_not_allowed", 403)
 
     def _screen_outputs(self, request: Request, image_request: ImageRequest,
-                        produced: list[bytes], request_id: str, prompt_reference: str,
+                        produced: list[bytes], request_id: str, prompt: ScreenResult,
                         standing: Standing | None) -> GenerationResult:
         outputs: list[MarkedOutput] = []
         withheld: list[ScreenResult] = []
         for data in produced:
-            verdict, image = self._screen_output(data, request.country)
+            # An edit's outputs are compared with the faces of its input photo.
+            verdict, image = self._screen_output(data, request.country,
+                                                 prompt.verdict.reference_faces)
             screened = self._judged(verdict, Stage.OUTPUT, request_id, request,
                                     [ContentToPreserve(data, _mime_type(data))])
             if image is not None and screened.verdict.action in PASSING:
@@ -209,11 +211,11 @@ class Gateway:
             raise Blocked(worst.reference, request_id, worst.verdict,
                           worst.standing or standing)
         latest = next((s.standing for s in reversed(withheld) if s.standing), standing)
-        return GenerationResult(request_id, prompt_reference, outputs,
+        return GenerationResult(request_id, prompt.reference, outputs,
                                 [s.reference for s in withheld], latest)
 
-    def _screen_output(self, data: bytes,
-                       country: str | None) -> tuple[Verdict, DecodedImage | None]:
+    def _screen_output(self, data: bytes, country: str | None,
+                       input_faces: tuple[Any, ...]) -> tuple[Verdict, DecodedImage | None]:
         """The verdict, and the decoded image for marking (decoded once, used twice)."""
         try:
             image = decode_image(data, self.screener.settings.intake)
@@ -221,7 +223,8 @@ class Gateway:
             return _refusal("system.unreadable_output",
                             f"The generator returned content that cannot be screened "
                             f"({exc.code}), so it is withheld.", None), None
-        return self.screener.check_decoded(image, Context.GENERATED, country), image
+        return self.screener.check_decoded(image, Context.GENERATED, country,
+                                           input_faces=input_faces), image
 
     def _mark(self, image: DecodedImage, verdict: Verdict, image_request: ImageRequest,
               request: Request, request_id: str) -> MarkedOutput:

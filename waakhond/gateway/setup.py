@@ -4,6 +4,7 @@ get the same parts (and tests swap in fakes where they need to)."""
 from __future__ import annotations
 
 from waakhond.config import GatewaySettings, ScreeningSettings, data_folder
+from waakhond.consent.matcher import RegistryMatcher
 from waakhond.gateway.access import ApiKeys, EndUsers
 from waakhond.gateway.records import DecisionLog, GenerationLog
 from waakhond.gateway.service import Gateway
@@ -28,7 +29,8 @@ def build_gateway(settings: GatewaySettings, db: Database | None = None,
     db = db or Database()
     if screener is None:
         screener = Screener(ScreeningSettings.from_env(),
-                            matcher=HashMatcher(BankService(db)))
+                            matcher=HashMatcher(BankService(db)),
+                            registry_matcher=RegistryMatcher(db))
     return Gateway(
         screener=screener,
         upstream=upstream or upstream_from(settings),

@@ -10,10 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from waakhond.core import Context
 from waakhond.signals import SignalSet
+from waakhond.signals.base import ReferenceFace
 from waakhond.signals.prompt import PROMPT_INTENTS
 
 
@@ -41,6 +43,8 @@ class Thresholds(BaseModel):
     prompt_intent: float = Field(ge=0, le=1)
     cascade_region_score: float = Field(ge=0, le=1)
     cascade_nsfw: float = Field(ge=0, le=1)
+    # Two faces are the same person below this distance between their identity vectors.
+    same_person_distance: float = Field(gt=0, le=2)
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,10 @@ def detector_needed(field: str, signals: SignalSet, context: Context, t: Thresho
         return _needs_faces(signals, context, t)
     if field == "nsfw":
         return _needs_nsfw(signals)
+    if field == "identities":  # only where faces were looked for, and found
+        return bool(signals.faces and signals.faces.faces)
+    if field == "registry_matches":
+        return bool(signals.identities and signals.identities.embeddings)
     return True
 
 
@@ -233,6 +241,49 @@ def _declared_ai(signals: SignalSet, t: Thresholds) -> Fact:
     return Fact(True, {"c2pa_digital_source_type": p.digital_source_type})
 
 
+def _same_person(signals: SignalSet, t: Thresholds) -> tuple[float, ReferenceFace] | None:
+    """The closest pair of an output face and an input face, if they are the same person."""
+    if not signals.input_faces or not signals.identities:
+        return None
+    pairs = [(float(np.linalg.norm(e.array() - r.array())), r)
+             for e in signals.identities.embeddings for r in signals.input_faces]
+    distance, reference = min(pairs, key=lambda pair: pair[0])
+    return (distance, reference) if distance < t.same_person_distance else None
+
+
+def _same_person_as_input(signals: SignalSet, t: Thresholds) -> Fact:
+    found = _same_person(signals, t)
+    return Fact(found is not None, {"identity_distance": round(found[0], 3)} if found else {})
+
+
+def _input_possible_minor(signals: SignalSet, t: Thresholds) -> Fact:
+    """The input face that the output's face matches may belong to a minor."""
+    found = _same_person(signals, t)
+    if found is None:
+        return Fact(False, {})
+    face = found[1]
+    young = face.youngest_age is not None and face.youngest_age < t.minor_age_bound
+    likely = (face.p_minor or 0.0) >= t.minor_probability
+    return Fact(young or likely, {"input_youngest_apparent_age": face.youngest_age,
+                                  "input_p_minor": face.p_minor})
+
+
+def _registry(signals: SignalSet, scopes: set[str]) -> Fact:
+    """A face matches someone in the opt-out registry whose scope forbids this; the
+    evidence says only what is forbidden, never who."""
+    matches = signals.registry_matches.matches if signals.registry_matches else []
+    hits = [m for m in matches if m.scope in scopes]
+    return Fact(bool(hits), {"registry_scope": sorted({m.scope for m in hits})} if hits else {})
+
+
+def _registry_no_sexual(signals: SignalSet, t: Thresholds) -> Fact:
+    return _registry(signals, {"no_sexual", "no_edits"})
+
+
+def _registry_no_edits(signals: SignalSet, t: Thresholds) -> Fact:
+    return _registry(signals, {"no_edits"})
+
+
 def _detector_failed(signals: SignalSet, t: Thresholds) -> Fact:
     return Fact(bool(signals.errors), {"failed_detectors": sorted(signals.errors)})
 
@@ -246,4 +297,8 @@ _DERIVATIONS: dict[str, Callable[[SignalSet, Thresholds], Fact]] = {
     "age_unverified": _age_unverified,
     "declared_ai": _declared_ai,
     "detector_failed": _detector_failed,
+    "same_person_as_input": _same_person_as_input,
+    "input_possible_minor": _input_possible_minor,
+    "registry_no_sexual": _registry_no_sexual,
+    "registry_no_edits": _registry_no_edits,
 }

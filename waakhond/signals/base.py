@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
+
 from waakhond.intake import DecodedImage
 
 if TYPE_CHECKING:
@@ -102,6 +104,51 @@ class Provenance:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class FaceEmbedding:
+    """A face as a 128-d identity vector (waakhond.signals.identity). Biometric data: never
+    written into a verdict, a log or an answer."""
+
+    face: int  # index into the faces signal
+    vector: tuple[float, ...]
+
+    def array(self) -> np.ndarray:
+        return np.asarray(self.vector, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Identities:
+    embeddings: list[FaceEmbedding]
+
+
+@dataclass(frozen=True)
+class ReferenceFace:
+    """A face from an edit's input photo, given to the screening of its outputs so the
+    policy can tell whether an output shows the same person (the nudification check)."""
+
+    vector: tuple[float, ...]
+    youngest_age: float | None
+    p_minor: float | None
+
+    def array(self) -> np.ndarray:
+        return np.asarray(self.vector, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class RegistryMatch:
+    """A face that matches someone in the opt-out registry: only what they do not consent
+    to, never who they are."""
+
+    face: int
+    scope: str  # waakhond.consent.registry.Scope, as in force (verification applied)
+    distance: float
+
+
+@dataclass(frozen=True)
+class RegistryMatches:
+    matches: list[RegistryMatch]
+
+
 @dataclass
 class SignalSet:
     """Everything the detectors found about one image; a field is None when it did not run."""
@@ -113,11 +160,28 @@ class SignalSet:
     faces: Faces | None = None
     provenance: Provenance | None = None
     prompt: PromptIntents | None = None
+    identities: Identities | None = None
+    registry_matches: RegistryMatches | None = None
+    # Given by the caller, not found by a detector: the faces of an edit's input photo.
+    input_faces: tuple[ReferenceFace, ...] = ()
     errors: dict[str, str] = field(default_factory=dict)  # detector name -> what went wrong
     versions: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {key: value for key, value in asdict(self).items() if value not in (None, {})}
+        """JSON-ready, without biometric vectors: only how many faces were compared."""
+        data = {key: value for key, value in asdict(self).items()
+                if value not in (None, {}, ()) and key not in ("identities", "input_faces")}
+        if self.identities is not None:
+            data["identities"] = {"faces_embedded": len(self.identities.embeddings)}
+        return data
+
+    def reference_faces(self) -> tuple[ReferenceFace, ...]:
+        """This image's faces, for comparing an edit's outputs with it."""
+        if self.identities is None or self.faces is None:
+            return ()
+        return tuple(ReferenceFace(e.vector, self.faces.faces[e.face].youngest,
+                                   self.faces.faces[e.face].p_minor)
+                     for e in self.identities.embeddings)
 
 
 class Detector(Protocol):

@@ -376,3 +376,48 @@ class CrimeReport(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_at: Mapped[datetime | None]
+
+
+class ConsentEnrolment(Base):
+    """A person in the opt-out face registry: what they do not consent to. No photo and no
+    name: the reference and a secret (only its hash) are how they manage it. Deleting it
+    purges every embedding; the row stays only as a tombstone without personal data."""
+
+    __tablename__ = "consent_enrolments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(40), unique=True)  # reg_...
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(30))  # consent.registry.Scope
+    enrolled_by: Mapped[str] = mapped_column(String(30))  # self, representative, ...
+    verification: Mapped[str] = mapped_column(String(20), default="unverified")
+    status: Mapped[str] = mapped_column(String(20), default="active")  # active or deleted
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    embeddings: Mapped[list[FaceEmbeddingRow]] = relationship(
+        back_populates="enrolment", cascade="all, delete-orphan")
+
+
+class FaceEmbeddingRow(Base):
+    """One enrolled face as a 128-d float32 vector (512 bytes), nothing else."""
+
+    __tablename__ = "face_embeddings"
+    # Ids are never reused: running indexes may hold a deleted id until their next refresh.
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrolment_id: Mapped[int] = mapped_column(
+        ForeignKey("consent_enrolments.id", ondelete="CASCADE"), index=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    enrolment: Mapped[ConsentEnrolment] = relationship(back_populates="embeddings")
+
+
+class RegistryChange(Base):
+    """Every change to the registry, in order: running indexes poll it to stay current. It
+    names ids only, so nothing personal outlives a deletion."""
+
+    __tablename__ = "registry_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrolment_id: Mapped[int]
+    at: Mapped[datetime] = mapped_column(default=utcnow)
