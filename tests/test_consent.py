@@ -6,6 +6,7 @@ detector and embedder; privacy: no photo stored, nothing revealed about other en
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -291,3 +292,18 @@ def test_an_edit_whose_output_shows_the_input_person_sexualised_is_withheld(
                 client.images.edit(image=photo, prompt="make the sky orange", user="editor",
                                    size="256x256")
     assert "nudify.real_person" in caught.value.body["waakhond"]["rules"]
+
+
+def test_the_registry_on_the_command_line(tmp_path, monkeypatch, capsys):
+    from waakhond.cli import main
+
+    monkeypatch.setenv("WAAKHOND_DATA", str(tmp_path))
+    assert main(["consent", "enrol", str(PERSON_A), "--scope", "no_edits"]) == 0
+    enrolled = json.loads(capsys.readouterr().out)
+    assert enrolled["faces"] == 1 and enrolled["in_force"] == "no_sexual"
+    assert main(["consent", "verify", enrolled["reference"], "--result", "verified"]) == 0
+    assert json.loads(capsys.readouterr().out)["in_force"] == "no_edits"
+    secret = ["--secret", enrolled["secret"]]
+    assert main(["consent", "delete", enrolled["reference"], *secret]) == 0
+    assert main(["consent", "status", enrolled["reference"], *secret]) == 1
+    assert main(["consent", "enrol", str(tmp_path / "missing.jpg")]) == 2

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from waakhond.cli_banks import add_commands as add_bank_commands
+from waakhond.cli_consent import add_commands as add_consent_commands
 from waakhond.cli_gateway import add_commands as add_gateway_commands
 from waakhond.config import ScreeningSettings
 from waakhond.core import Context
@@ -96,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     policy.set_defaults(handler=_policy)
     add_bank_commands(commands)
     add_gateway_commands(commands)
+    add_consent_commands(commands)
     return parser
 
 
