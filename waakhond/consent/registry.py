@@ -135,15 +135,8 @@ class Registry:
 
     def change_scope(self, reference: str, secret: str, scope: str) -> dict[str, Any] | None:
         chosen = _parse(Scope, scope, "scope")
-        with self.db.session() as session:
-            enrolment = _owned(session, reference, secret)
-            if enrolment is None:
-                return None
-            enrolment.scope, enrolment.changed_at = chosen.value, datetime.now(UTC)
-            _log(session, enrolment)
-            described = _describe(enrolment)
-        self.on_change()
-        return described
+        return self._update(lambda session: _owned(session, reference, secret),
+                            lambda enrolment: setattr(enrolment, "scope", chosen.value))
 
     def delete(self, reference: str, secret: str) -> bool:
         """Purge every vector of the enrolment at once; running indexes drop them on their
@@ -164,16 +157,26 @@ class Registry:
                          by: str = "verification hook") -> dict[str, Any] | None:
         """The verification hook's answer (or a person's, by hand)."""
         result = _parse(Verification, verification, "verification")
+        described = self._update(
+            lambda session: session.scalar(select(ConsentEnrolment).where(
+                ConsentEnrolment.reference == reference, ConsentEnrolment.status == "active")),
+            lambda enrolment: setattr(enrolment, "verification", result.value))
+        if described is not None:
+            self.audit.append(by, "consent.verification", reference, {"result": result.value})
+        return described
+
+    def _update(self, find: Callable[[Session], ConsentEnrolment | None],
+                change: Callable[[ConsentEnrolment], None]) -> dict[str, Any] | None:
+        """Change an enrolment found by ``find`` and log the change for running indexes."""
         with self.db.session() as session:
-            enrolment = session.scalar(select(ConsentEnrolment).where(
-                ConsentEnrolment.reference == reference, ConsentEnrolment.status == "active"))
+            enrolment = find(session)
             if enrolment is None:
                 return None
-            enrolment.verification, enrolment.changed_at = result.value, datetime.now(UTC)
+            change(enrolment)
+            enrolment.changed_at = datetime.now(UTC)
             _log(session, enrolment)
             described = _describe(enrolment)
         self.on_change()
-        self.audit.append(by, "consent.verification", reference, {"result": result.value})
         return described
 
 
