@@ -51,8 +51,8 @@ K_GROWTH = 8
 # Float rounding: code distances are exact integers, the delta's float64 dot products are
 # within 1e-6; this is a wide margin on top.
 SLACK = 1e-4
-_ENCODE_ROWS = 65_536
-_CORES = os.cpu_count() or 1  # rows encoded at a time, to bound the float64 temporaries
+_ENCODE_ROWS = 65_536  # rows encoded at a time, to bound the float64 temporaries
+_CORES = os.cpu_count() or 1
 
 Hit = tuple[int, float]  # (embedding id, distance)
 
@@ -129,10 +129,10 @@ class _Segment:
         keep = ~self.dead
         return self.ids[keep], self.vectors[keep]
 
-    def rows_of(self, ids: np.ndarray) -> np.ndarray:
-        """Rows holding any of these ids, dead or alive."""
-        rows = np.searchsorted(self.ids, ids).clip(max=len(self.ids) - 1)
-        return rows[self.ids[rows] == ids]
+    def find(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each id: its row (meaningless where absent), and whether it is here alive."""
+        rows = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
+        return rows, (self.ids[rows] == ids) & ~self.dead[rows]
 
     def nearest(self, queries: np.ndarray, threshold: float) -> list[Hit | None]:
         levels, errors = self.grid.encode(queries)
@@ -292,10 +292,9 @@ class FaceIndex:
             view = self._view
             removed = 0
             for segment in view.segments:
-                rows = segment.rows_of(ids)
-                rows = rows[~segment.dead[rows]]
-                segment.dead[rows] = True
-                removed += len(rows)
+                rows, alive = segment.find(ids)
+                segment.dead[rows[alive]] = True
+                removed += int(alive.sum())
             rows = np.flatnonzero(np.isin(view.delta.ids, ids) & ~view.delta.dead)
             view.delta.delta.dead[rows] = True
             removed += len(rows)
@@ -326,8 +325,7 @@ def _live_in(view: _View, ids: np.ndarray) -> np.ndarray:
     """Which of these ids the view holds alive."""
     live = np.isin(ids, view.delta.ids[~view.delta.dead])
     for segment in view.segments:
-        rows = segment.rows_of(ids)
-        live |= np.isin(ids, segment.ids[rows[~segment.dead[rows]]])
+        live |= segment.find(ids)[1]
     return live
 
 
