@@ -305,9 +305,9 @@ class FaceIndex:
         return removed
 
     def search(self, queries: np.ndarray, threshold: float) -> list[Hit | None]:
-        """For each query (an (n, 128) array), the nearest embedding's (id, distance) if
-        nearer than threshold, else None. Exact: the same answer as comparing with every
-        embedding in the index (float64 distance between the float32 values)."""
+        """For each query (an (n, 128) array, taken as float32), the nearest embedding's
+        (id, distance) if nearer than threshold, else None. Exact: the same answer as comparing
+        with every embedding in the index (float64 distance between the float32 values)."""
         queries = _checked_vectors(queries, "queries")
         if not (np.isfinite(threshold) and threshold > 0):
             raise ValueError(f"threshold must be a positive number, not {threshold!r}")
