@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from waakhond.cli_accounts import add_commands as add_account_commands
 from waakhond.cli_banks import add_commands as add_bank_commands
 from waakhond.cli_consent import add_commands as add_consent_commands
 from waakhond.cli_gateway import add_commands as add_gateway_commands
@@ -98,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     add_bank_commands(commands)
     add_gateway_commands(commands)
     add_consent_commands(commands)
+    add_account_commands(commands)
     return parser
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -146,8 +147,9 @@ class EndUser(Base):
 
 
 class DecisionRecord(Base):
-    """Every gateway decision with its reasons. No content bytes: hashes are kept only when
-    the content is reported (block_and_report), as evidence."""
+    """Every gateway decision with its reasons. No content bytes. For decisions a person must
+    look at (review, block_and_report) the signals and hashes are kept too: the reviewer sees
+    every signal, and a removal blocks identical copies by their hashes."""
 
     __tablename__ = "decisions"
     __table_args__ = (Index("ix_decisions_request", "request_id"),)
@@ -165,6 +167,7 @@ class DecisionRecord(Base):
     api_key_id: Mapped[int | None]
     end_user: Mapped[str | None] = mapped_column(String(200))
     hashes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    signals: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -187,7 +190,8 @@ class GenerationRecord(Base):
 
 
 class Evidence(Base):
-    """Reported content preserved for the authorities, encrypted; only when configured."""
+    """Content a person must look at (a review case) or the authorities may need (a reported
+    one), encrypted with the evidence key; only when a key is configured."""
 
     __tablename__ = "evidence"
 
@@ -421,3 +425,50 @@ class RegistryChange(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     enrolment_id: Mapped[int]
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StaffAccount(Base):
+    """A person who works in the moderator console. Only an Argon2id hash of the password."""
+
+    __tablename__ = "staff_accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)  # accounts.Role values
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+
+class ConsoleSession(Base):
+    """A signed-in console session; the browser holds the token, we keep its SHA-256."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_accounts.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class VictimSubmission(Base):
+    """Hashes a person sent from the victim portal; never the images. The PIN is kept as an
+    Argon2id hash; the hashes are listed so a withdrawal can take them out of the bank."""
+
+    __tablename__ = "victim_submissions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(40), unique=True)  # the case number
+    pin_hash: Mapped[str] = mapped_column(String(200))
+    hashes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(20), default="active")  # active, withdrawn
+    failed_pins: Mapped[int] = mapped_column(default=0)  # in a row: many lock the case number
+    locked_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    withdrawn_at: Mapped[datetime | None]
