@@ -63,6 +63,9 @@ SEMANTIC_REJECTIONS = {
     "invalid_notice",
     # Complaints close six months after the decision; a report period starts before it ends.
     "invalid_complaint", "invalid_period",
+    # A victim's hash: its length must fit its kind, and a PDQ of quality below 50 is refused
+    # (too flat an image to match reliably).
+    "invalid_submission",
 }
 
 
