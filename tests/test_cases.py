@@ -100,7 +100,8 @@ def test_cases_over_the_api(client):
     released = client.post(f"/v1/cases/{claimed['reference']}/release").json()
     metrics = client.get("/metrics").text
     assert sizes[0] == {"queue": "child_safety", "sla_hours": 1.0, "open": 1, "assigned": 0,
-                        "overdue": 0, "due_soon": 0}
+                        "overdue": 0, "due_soon": 0, "next_due_at": sizes[0]["next_due_at"]}
+    assert sizes[0]["next_due_at"] > sizes[0]["next_due_at"][:10]  # an ISO time, set
     assert claimed["queue"] == "child_safety" and claimed["assignee"].startswith("key:")
     assert empty.status_code == 404
     assert released["status"] == "open"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -110,10 +112,37 @@ def test_serve_starts_the_gateway_with_an_admin_key(data):
                             json={"prompt": "a kite over a beach", "size": "256x256"},
                             timeout=60)
         assert answer.status_code == 200 and answer.json()["data"][0]["b64_json"]
+        for made in ("console-admin.txt", "evidence-key.txt"):
+            assert oct((data / made).stat().st_mode)[-3:] == "600"
+        username, password = (data / "console-admin.txt").read_text().split()
+        assert _console_login(f"http://127.0.0.1:{port}", username, password) == "/console"
     finally:
         server.terminate()
         server.wait(timeout=20)
     assert token in server.stderr.read()  # shown once, on the first start
+
+
+def _console_login(base: str, username: str, password: str) -> str:
+    with httpx.Client(base_url=base) as browser:
+        page = browser.get("/console/login").text
+        login_csrf = re.search(r'name="login_csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        answer = browser.post("/console/login", data={"username": username, "password": password,
+                                                      "login_csrf": login_csrf})
+        return answer.headers.get("location", f"failed: {answer.status_code}")
+
+
+def test_console_accounts_from_the_command_line(data, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    assert main(["account", "create", "rita", "--role", "reviewer"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["account", "create", "sam", "--role", "reviewer"]) == 2
+    assert "12 characters" in capsys.readouterr().err
+    assert main(["account", "disable", "rita"]) == 0
+    assert main(["account", "list"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(a["username"], a["roles"], a["active"]) for a in listed] == [
+        ("rita", ["reviewer"], False)]
+    assert main(["account", "enable", "nobody"]) == 2
 
 
 def _wait_ready(url: str, server: subprocess.Popen, seconds: float = 90) -> bool:

@@ -6,7 +6,9 @@ import argparse
 import getpass
 import json
 import os
+import secrets
 import sys
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,8 @@ from typing import Any
 # EXIT_NO: the answer is no (verify: no mark found; audit verify: the chain is broken).
 EXIT_OK, EXIT_USAGE, EXIT_NO = 0, 2, 1
 BOOTSTRAP_KEY_FILE = "admin-key.txt"
+EVIDENCE_KEY_FILE = "evidence-key.txt"
+CONSOLE_ADMIN_FILE = "console-admin.txt"
 
 
 def add_commands(commands: Any) -> None:
@@ -83,8 +87,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     overrides = {"upstream_url": args.upstream_url} if args.upstream_url else {}
     settings = GatewaySettings.from_env(**overrides)
+    if not settings.evidence_key:  # reviewers must see what they decide on: keep it encrypted
+        settings = replace(settings,
+                           evidence_key=_local_evidence_key(data_folder() / EVIDENCE_KEY_FILE))
     gateway = build_gateway(settings)
     _ensure_admin_key(gateway.keys, data_folder() / BOOTSTRAP_KEY_FILE)
+    _ensure_console_admin(gateway.decisions.db, data_folder() / CONSOLE_ADMIN_FILE)
     app = create_app(gateway, settings)
     print("waakhond: loading models...", file=sys.stderr)
     warm_up(app)
@@ -106,6 +114,33 @@ def _ensure_admin_key(keys: Any, path: Path) -> None:
     os.chmod(path, 0o600)
     print(f"waakhond: first start: created an admin API key, saved in {path}\n"
           f"          {key.token}", file=sys.stderr)
+
+
+def _local_evidence_key(path: Path) -> str:
+    """The embedded default's evidence key, made on first start and kept beside the database
+    (owner-only). A deployment sets WAAKHOND_EVIDENCE_KEY from its secret store instead."""
+    from cryptography.fernet import Fernet
+
+    if not path.exists():
+        path.write_text(Fernet.generate_key().decode() + "\n")
+        os.chmod(path, 0o600)
+    return path.read_text().strip()
+
+
+def _ensure_console_admin(db: Any, path: Path) -> None:
+    """On the very first start nobody can sign in to the console: make an ``admin`` account
+    with a random password, kept in an owner-only file (change it with ``account password``)."""
+    from waakhond.accounts import Accounts
+
+    accounts = Accounts(db)
+    if accounts.list():
+        return
+    password = secrets.token_urlsafe(12)
+    accounts.create("admin", password, ["admin", "reviewer"])
+    path.write_text(f"admin\n{password}\n")
+    os.chmod(path, 0o600)
+    print(f"waakhond: first start: console account 'admin' with password {password} "
+          f"(saved in {path})", file=sys.stderr)
 
 
 def _keys() -> Any:

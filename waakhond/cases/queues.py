@@ -20,7 +20,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from waakhond.store import Database
-from waakhond.store.models import Case, aware
+from waakhond.store.models import Case, aware, iso
 
 
 class Source(StrEnum):
@@ -152,11 +152,12 @@ class Cases:
             return _describe(case) if case else None
 
     def overview(self, now: datetime | None = None) -> list[dict[str, Any]]:
-        """Per queue: cases waiting, assigned, overdue and due soon (the SLA alerts)."""
+        """Per queue: cases waiting, assigned, overdue and due soon (the SLA alerts), and the
+        soonest deadline (the queue's SLA clock)."""
         now = now or datetime.now(UTC)
         counts: dict[str, dict[str, Any]] = {
             name: {"queue": name, "sla_hours": queue.sla.total_seconds() / 3600, "open": 0,
-                   "assigned": 0, "overdue": 0, "due_soon": 0}
+                   "assigned": 0, "overdue": 0, "due_soon": 0, "next_due_at": None}
             for name, queue in QUEUES.items()}
         undecided = Case.status.in_(("open", "assigned"))
         with self.db.session() as session:
@@ -167,8 +168,10 @@ class Cases:
             for name, due in session.execute(select(Case.queue, Case.due_at).where(undecided)):
                 deadline = aware(due)
                 assert deadline is not None
+                soonest = counts[name]["next_due_at"]
+                counts[name]["next_due_at"] = min(soonest or deadline, deadline)
                 if deadline < now:
                     counts[name]["overdue"] += 1
                 elif deadline - now < DUE_SOON:
                     counts[name]["due_soon"] += 1
-        return list(counts.values())
+        return [{**queue, "next_due_at": iso(queue["next_due_at"])} for queue in counts.values()]

@@ -1,9 +1,11 @@
 """What the gateway keeps: every decision with its reasons, every image it let through with
 its marks, and (only when configured) reported content, encrypted, with every access logged.
 
-No content bytes are stored by default. For ``block_and_report`` the hashes are kept as
-evidence; with ``WAAKHOND_EVIDENCE_KEY`` set, the content itself is preserved, encrypted with
-that key (Fernet: AES-128-CBC + HMAC-SHA256), for the authorities.
+No content bytes are stored by default. For the verdicts a person must look at (``review``,
+and ``block_and_report`` before anything is reported) the signals and hashes are kept; with
+``WAAKHOND_EVIDENCE_KEY`` set (``./run`` makes one on first start) the content itself is kept
+too, encrypted with that key (Fernet: AES-128-CBC + HMAC-SHA256), for the reviewer's blurred
+preview and for the authorities.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ class DecisionLog:
         """Store the decision and, for a restricted upload, its statement of reasons (in the
         same transaction); returns the reference and the restriction for the uploader."""
         reference = new_reference("dec")
-        reported = verdict.action is Action.BLOCK_AND_REPORT
+        for_a_person = verdict.action in NEEDS_A_PERSON
         with self.db.session() as session:
             session.add(DecisionRecord(
                 reference=reference, request_id=request_id, stage=stage.value,
@@ -93,12 +95,13 @@ class DecisionLog:
                 dsa=asdict(verdict.dsa) if verdict.dsa else None,
                 policy_version=verdict.policy_version, country=requester.country,
                 api_key_id=requester.api_key_id, end_user=requester.end_user,
-                hashes=verdict.signals.get("hashes") if reported else None,
+                hashes=verdict.signals.get("hashes") if for_a_person else None,
+                signals=verdict.signals if for_a_person else None,
             ))
-            if verdict.action in NEEDS_A_PERSON:
+            if for_a_person:
                 open_case(session, Source.DECISION, reference,
                           Routing(labels=tuple(verdict.labels)))
-            if reported and self._fernet and content:
+            if for_a_person and self._fernet and content:
                 for item in content:
                     session.add(Evidence(decision_reference=reference, mime_type=item.mime_type,
                                          ciphertext=self._fernet.encrypt(item.data)))
@@ -118,7 +121,8 @@ class DecisionLog:
                 "reference": row.reference, "request_id": row.request_id, "stage": row.stage,
                 "action": row.action, "labels": row.labels, "reasons": row.reasons,
                 "dsa": row.dsa, "policy_version": row.policy_version, "country": row.country,
-                "end_user": row.end_user, "hashes": row.hashes, "at": iso(row.at),
+                "end_user": row.end_user, "hashes": row.hashes, "signals": row.signals,
+                "at": iso(row.at),
                 "evidence_items": list(evidence),
             }
 
