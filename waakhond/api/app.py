@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from waakhond import __version__
+from waakhond import __version__, web
 from waakhond.api import (
     admin,
     cases,
@@ -24,6 +24,7 @@ from waakhond.api import (
     notices,
     screening,
     transparency,
+    victims,
 )
 from waakhond.api import webhooks as webhooks_api
 from waakhond.api.errors import error_response, install_handlers
@@ -39,9 +40,11 @@ from waakhond.consent.registry import Registry
 from waakhond.gateway.metrics import CASE_STATES, CASES, REQUEST_SECONDS
 from waakhond.gateway.outputs import OutputStore
 from waakhond.gateway.service import Gateway
+from waakhond.hashing.banks import BankService
 from waakhond.reports import CyberTiplineClient, ReportingPerson
 from waakhond.store import Database
 from waakhond.transparency.submitter import StatementSubmitter
+from waakhond.victims import VictimPortal
 from waakhond.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,7 @@ def create_app(gateway: Gateway, settings: GatewaySettings) -> FastAPI:
     app.state.cases = Cases(gateway.decisions.db)
     app.state.decisions = Decisions(gateway.decisions.db)
     app.state.complaints = Complaints(gateway.decisions.db)
+    app.state.victims = VictimPortal(gateway.decisions.db, BankService(gateway.decisions.db))
     matcher = gateway.screener.registry_matcher
     app.state.registry = Registry(gateway.decisions.db, photo_embedder(gateway.screener),
                                   on_change=matcher.refresh if matcher else None)
@@ -74,11 +78,12 @@ def create_app(gateway: Gateway, settings: GatewaySettings) -> FastAPI:
     install_handlers(app)
     for router in (images.router, screening.router, notices.router, cases.router,
                    complaints.router, consent.router, crime_reports.router,
-                   transparency.router,
+                   transparency.router, victims.router,
                    webhooks_api.router, admin.router):
         app.include_router(router)
     _add_operations(app, gateway)
     _add_middleware(app, gateway)
+    web.install(app)
     return app
 
 
