@@ -10,18 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.web_cases import FACES, PASSWORD, seed_case
-from waakhond.accounts import Accounts
-from waakhond.api.app import create_app
+from tests.web_cases import FACES, PASSWORD, console_app, seed_case
 from waakhond.audit import AuditLog
-from waakhond.config import GatewaySettings
-from waakhond.gateway.setup import build_gateway
-from waakhond.screening import Screener, ScreeningSettings
-from waakhond.store import Database
 
 pytestmark = pytest.mark.skipif(not FACES.exists(), reason="../shared/data/faces is missing")
 
@@ -29,12 +22,8 @@ pytestmark = pytest.mark.skipif(not FACES.exists(), reason="../shared/data/faces
 @pytest.fixture
 def console(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     monkeypatch.setenv("WAAKHOND_DATA", str(tmp_path))
-    settings = GatewaySettings(evidence_key=Fernet.generate_key().decode())
-    gateway = build_gateway(settings, db=Database(f"sqlite:///{tmp_path / 'w.db'}"),
-                            screener=Screener(ScreeningSettings(), detectors=[]))
-    for name in ("rita", "sam"):
-        Accounts(gateway.decisions.db).create(name, PASSWORD, ["reviewer"])
-    with TestClient(create_app(gateway, settings)) as client:
+    app, gateway = console_app(tmp_path, {"rita": ["reviewer"], "sam": ["reviewer"]})
+    with TestClient(app) as client:
         client.gateway = gateway  # type: ignore[attr-defined]
         yield client
 

@@ -14,23 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
 from playwright.sync_api import Page, Request, expect
 from sqlalchemy import select
 
 from tests.browser import chromium, screenshot
 from tests.gateway_server import serving
-from tests.web_cases import FACES, PASSWORD, seed_case
-from waakhond.accounts import Accounts
-from waakhond.api.app import create_app
+from tests.web_cases import FACES, PASSWORD, console_app, seed_case
 from waakhond.audit import AuditLog
 from waakhond.cases.notices import Notices
-from waakhond.config import GatewaySettings
 from waakhond.gateway.service import Gateway
-from waakhond.gateway.setup import build_gateway
 from waakhond.hashing.banks import BankService
-from waakhond.screening import Screener, ScreeningSettings
-from waakhond.store import Database
 from waakhond.store.models import StatementOfReasons
 
 pytestmark = pytest.mark.skipif(not FACES.exists(), reason="../shared/data/faces is missing")
@@ -45,13 +38,8 @@ class Site:
 @pytest.fixture
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     monkeypatch.setenv("WAAKHOND_DATA", str(tmp_path))
-    settings = GatewaySettings(evidence_key=Fernet.generate_key().decode())
-    gateway = build_gateway(settings, db=Database(f"sqlite:///{tmp_path / 'w.db'}"),
-                            screener=Screener(ScreeningSettings(), detectors=[]))
-    accounts = Accounts(gateway.decisions.db)
-    accounts.create("rita", PASSWORD, ["reviewer"])
-    accounts.create("chris", PASSWORD, ["child_safety"])
-    with serving(create_app(gateway, settings)) as url:
+    app, gateway = console_app(tmp_path, {"rita": ["reviewer"], "chris": ["child_safety"]})
+    with serving(app) as url:
         yield Site(url, gateway)
 
 
@@ -116,17 +104,22 @@ def test_child_safety_content_is_shown_only_to_the_child_safety_role(site: Site)
         expect(other.locator(".preview img")).to_have_class(re.compile("blurred"))
 
 
+def send_anonymous_notice(page: Page, url: str, category: str, location: str,
+                          why: str) -> None:
+    page.goto(f"{url}/report")
+    page.get_by_label("What kind of illegal content is it?").select_option(category)
+    page.get_by_label(re.compile("^Where is it")).fill(location)
+    page.get_by_label("Why is it illegal?").fill(why)
+    page.get_by_label("Send this report anonymously").check()
+    page.get_by_label(re.compile("good faith")).check()
+    page.get_by_role("button", name="Send report").click()
+
+
 def test_anyone_can_send_a_notice_anonymously_and_check_it(site: Site) -> None:
     with chromium() as browser:
         page = browser.new_page()
-        page.goto(f"{site.url}/report")
-        page.get_by_label("What kind of illegal content is it?").select_option(
-            "STATEMENT_CATEGORY_PROTECTION_OF_MINORS")
-        page.get_by_label(re.compile("^Where is it")).fill("https://images.example/p/123")
-        page.get_by_label("Why is it illegal?").fill("It sexualises a child.")
-        page.get_by_label("Send this report anonymously").check()
-        page.get_by_label(re.compile("good faith")).check()
-        page.get_by_role("button", name="Send report").click()
+        send_anonymous_notice(page, site.url, "STATEMENT_CATEGORY_PROTECTION_OF_MINORS",
+                              "https://images.example/p/123", "It sexualises a child.")
         reference = page.locator("#reference").inner_text()
         secret = page.locator("#secret").inner_text()
         screenshot(page, "notice-receipt")
@@ -142,14 +135,8 @@ def test_anyone_can_send_a_notice_anonymously_and_check_it(site: Site) -> None:
 def test_an_anonymous_notice_of_anything_else_is_refused_with_a_reason(site: Site) -> None:
     with chromium() as browser:
         page = browser.new_page()
-        page.goto(f"{site.url}/report")
-        page.get_by_label("What kind of illegal content is it?").select_option(
-            "STATEMENT_CATEGORY_SCAMS_AND_FRAUD")
-        page.get_by_label(re.compile("^Where is it")).fill("https://shop.example/1")
-        page.get_by_label("Why is it illegal?").fill("A fake shop.")
-        page.get_by_label("Send this report anonymously").check()
-        page.get_by_label(re.compile("good faith")).check()
-        page.get_by_role("button", name="Send report").click()
+        send_anonymous_notice(page, site.url, "STATEMENT_CATEGORY_SCAMS_AND_FRAUD",
+                              "https://shop.example/1", "A fake shop.")
         expect(page.get_by_role("alert")).to_contain_text("Only reports of child sexual abuse")
         expect(page.get_by_label("Why is it illegal?")).to_have_value("A fake shop.")
 

@@ -177,11 +177,8 @@ async def decide(request: Request, reference: str, session: CheckedSession) -> R
         decision = DecisionBody.model_validate(fields).to_input()
         decided = request.app.state.decisions.decide(reference, session.account.reviewer,
                                                      decision)
-    except ValidationError as exc:
-        return _errors(request, reference, session,
-                       [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()])
-    except DecisionError as exc:
-        return _errors(request, reference, session, [str(exc)])
+    except (ValidationError, DecisionError) as exc:
+        return _refused(request, reference, session, exc)
     return _redirect(f"/console/cases/{reference}?done={quote(decided.reference)}")
 
 
@@ -192,16 +189,16 @@ def answer(request: Request, reference: str, session: CheckedSession,
         body = AnswerBody(outcome=outcome, answer=text)  # type: ignore[arg-type]
         request.app.state.complaints.decide(reference, session.account.reviewer,
                                             body.outcome, body.answer)
-    except ValidationError as exc:
-        return _errors(request, reference, session,
-                       [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()])
-    except DecisionError as exc:
-        return _errors(request, reference, session, [str(exc)])
+    except (ValidationError, DecisionError) as exc:
+        return _refused(request, reference, session, exc)
     return _redirect(f"/console/cases/{reference}?done=answered")
 
 
-def _errors(request: Request, reference: str, session: SessionInfo,
-            errors: list[str]) -> HTMLResponse:
+def _refused(request: Request, reference: str, session: SessionInfo,
+             exc: ValidationError | DecisionError) -> HTMLResponse:
+    """The case page again, with what was wrong (the form's fields, or the DSA's rules)."""
+    errors = ([f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors()]
+              if isinstance(exc, ValidationError) else [str(exc)])
     return _case(request, reference, session, errors=errors, status=400)
 
 

@@ -64,3 +64,19 @@ document.addEventListener("keydown", (event) => {
 
 document.querySelectorAll(".preview .reveal").forEach((button) =>
   button.addEventListener("click", () => reveal(button)));
+
+// SLA clocks: each deadline also reads as time left (or overdue), in the page's language.
+const relative = new Intl.RelativeTimeFormat(document.documentElement.lang, { numeric: "auto" });
+
+function tick() {
+  for (const clock of document.querySelectorAll("time.clock[datetime]")) {
+    const minutes = Math.round((Date.parse(clock.getAttribute("datetime")) - Date.now()) / 60000);
+    clock.title = clock.getAttribute("datetime");
+    clock.textContent = Math.abs(minutes) < 120
+      ? relative.format(minutes, "minute") : relative.format(Math.round(minutes / 60), "hour");
+    clock.classList.toggle("late", minutes < 0);
+  }
+}
+
+tick();
+setInterval(tick, 30_000);
