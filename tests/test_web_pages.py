@@ -77,6 +77,9 @@ def test_a_moderator_logs_in_takes_a_case_reveals_it_and_decides(site: Site) -> 
         expect(page.locator("#done")).to_contain_text("act_")
         decided = page.locator("#done").inner_text()
         screenshot(page, "console-case-decided")
+        page.get_by_role("link", name="Dashboard").click()
+        expect(page.locator("svg[role=img]")).to_have_count(4)
+        screenshot(page, "console-dashboard")
     reveals = AuditLog(site.gateway.decisions.db).entries()
     assert [entry["details"]["view"] for entry in reveals
             if entry["action"] == "preview.reveal"] == ["grayscale"]

@@ -25,7 +25,7 @@ from waakhond.gateway.access import AccessDenied
 from waakhond.policy.dsa import CATEGORIES, KEYWORDS, VISIBILITY
 from waakhond.web import charts
 from waakhond.web import dashboard as dashboard_data
-from waakhond.web.pages import SECURITY_HEADERS, render
+from waakhond.web.pages import SECURITY_HEADERS, render, translator
 from waakhond.web.previews import PreviewDenied, View, may_see, render_view
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -246,8 +246,10 @@ def reveal(request: Request, reference: str, item: int, session: CheckedSession,
 def dashboard(request: Request, session: Session, days: int = 14) -> HTMLResponse:
     days = min(max(days, 1), 90)
     data = dashboard_data.dashboard(request.app.state.gateway.decisions.db, days)
-    queue_rows = [[queue["queue"], queue["open"], queue["assigned"], queue["due_soon"],
-                   queue["overdue"], queue["sla_hours"]] for queue in data.queues]
+    t = translator(request)
+    queue_rows = [[t(f"queue.{queue['queue']}"), queue["open"], queue["assigned"],
+                   queue["due_soon"], queue["overdue"], queue["sla_hours"]]
+                  for queue in data.queues]
     return _page(request, "console/dashboard.html", session, data=data, days=days,
                   charts=charts, queue_rows=queue_rows,
                   block_rates=[(rate.country, rate.rate) for rate in data.block_rates])
