@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, Field
 
-from waakhond.api.deps import gateway
+from waakhond.api.deps import limit_address
 from waakhond.api.errors import ERROR_RESPONSES, NotFound
 from waakhond.cases.complaints import Complaints
 from waakhond.cases.decisions import DecisionError
@@ -40,8 +40,7 @@ def complaints(request: Request) -> Complaints:
 @router.post("", status_code=201)
 def complain(request: Request, body: ComplaintBody) -> dict[str, Any]:
     """Complain about a decision. A person who did not take it will answer."""
-    address = request.client.host if request.client else "unknown"
-    gateway(request).limiter.take(f"complaints:{address}", COMPLAINTS_PER_MINUTE)
+    limit_address(request, "complaints", COMPLAINTS_PER_MINUTE)
     try:
         receipt = complaints(request).receive(body.decision, body.secret, body.explanation)
     except LookupError as exc:

@@ -11,7 +11,7 @@ import anyio
 from fastapi import APIRouter, Depends, File, Form, Header, Request, UploadFile
 from pydantic import BaseModel
 
-from waakhond.api.deps import gateway, requires
+from waakhond.api.deps import limit_address, requires
 from waakhond.api.errors import ERROR_RESPONSES, NotFound
 from waakhond.api.uploads import read_upload
 from waakhond.consent.registry import EnrolledBy, Registry, RegistryError, Scope, Verification
@@ -50,8 +50,7 @@ async def enrol(request: Request,
                 enrolled_by: Annotated[EnrolledBy, Form()] = EnrolledBy.SELF) -> dict[str, Any]:
     """Enrol a face. Only identity vectors are stored, never the photos. Keep the reference
     and secret: they are the only way to change or delete the enrolment."""
-    address = request.client.host if request.client else "unknown"
-    gateway(request).limiter.take(f"enrol:{address}", ENROLMENTS_PER_MINUTE)
+    limit_address(request, "enrol", ENROLMENTS_PER_MINUTE)
     data = [await read_upload(request, photo) for photo in photos]
     try:
         enrolled = await anyio.to_thread.run_sync(registry(request).enrol, data, scope,

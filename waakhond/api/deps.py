@@ -46,6 +46,13 @@ def optional_caller(request: Request,
     return caller(request, credentials) if credentials is not None else None
 
 
+def limit_address(request: Request, bucket: str, per_minute: int) -> None:
+    """A per-minute allowance for callers without a key, one bucket per client address;
+    raises AccessDenied (429) when it is spent."""
+    address = request.client.host if request.client else "unknown"
+    gateway(request).limiter.take(f"{bucket}:{address}", per_minute)
+
+
 def requires(scope: Scope) -> Callable[..., Caller]:
     def check(found: Annotated[Caller, Depends(caller)]) -> Caller:
         found.require(scope)

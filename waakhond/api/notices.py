@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, Field
 
-from waakhond.api.deps import gateway, optional_caller, requires
+from waakhond.api.deps import limit_address, optional_caller, requires
 from waakhond.api.errors import ERROR_RESPONSES, NotFound
 from waakhond.cases.notices import (
     NoticeError,
@@ -77,8 +77,7 @@ def send_notice(request: Request, body: NoticeBody,
                                "invalid_api_key", 401)
         found.require(Scope.MODERATE)
     if found is None:  # keys have their own limit; anonymous senders one per address
-        address = request.client.host if request.client else "unknown"
-        gateway(request).limiter.take(f"address:{address}", ANONYMOUS_NOTICES_PER_MINUTE)
+        limit_address(request, "address", ANONYMOUS_NOTICES_PER_MINUTE)
     trusted = found.name if found and Scope.FLAG.value in found.scopes else None
     try:
         receipt = notices(request).receive(NoticeInput(**body.model_dump()), trusted)

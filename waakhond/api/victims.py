@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Path, Request
 from pydantic import BaseModel, Field
 
-from waakhond.api.deps import gateway
+from waakhond.api.deps import limit_address
 from waakhond.api.errors import ERROR_RESPONSES, NotFound
 from waakhond.errors import WaakhondError
 from waakhond.victims import (
@@ -85,16 +85,11 @@ def victims(request: Request) -> VictimPortal:
     return request.app.state.victims  # type: ignore[no-any-return]
 
 
-def _limit(request: Request, bucket: str, per_minute: int) -> None:
-    address = request.client.host if request.client else "unknown"
-    gateway(request).limiter.take(f"{bucket}:{address}", per_minute)
-
-
 @router.post("/submissions", status_code=201, response_model=SubmissionReceipt)
 def submit(request: Request, body: SubmissionBody) -> SubmissionReceipt:
     """Ask for images to be blocked, by their hashes only. Keep the case number and the PIN:
     they are shown once and are the only way to check or withdraw the submission."""
-    _limit(request, "victims", SUBMISSIONS_PER_MINUTE)
+    limit_address(request, "victims", SUBMISSIONS_PER_MINUTE)
     try:
         receipt = victims(request).submit(
             [SubmittedHash(h.kind, h.value, h.quality) for h in body.hashes])
@@ -110,7 +105,7 @@ def submit(request: Request, body: SubmissionBody) -> SubmissionReceipt:
 @router.get("/submissions/{reference}", response_model=SubmissionStatus)
 def submission_status(request: Request, reference: Reference, pin: Pin) -> SubmissionStatus:
     """A submission and, for each hash, whether it still blocks matching images."""
-    _limit(request, "victims-pin", PIN_TRIES_PER_MINUTE)
+    limit_address(request, "victims-pin", PIN_TRIES_PER_MINUTE)
     return _opened(lambda: victims(request).status(reference, pin))
 
 
@@ -118,7 +113,7 @@ def submission_status(request: Request, reference: Reference, pin: Pin) -> Submi
 def withdraw(request: Request, reference: Reference, pin: Pin) -> SubmissionStatus:
     """Stop blocking: the hashes leave the bank within about a second. Withdrawing again
     changes nothing."""
-    _limit(request, "victims-pin", PIN_TRIES_PER_MINUTE)
+    limit_address(request, "victims-pin", PIN_TRIES_PER_MINUTE)
     return _opened(lambda: victims(request).withdraw(reference, pin))
 
 

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from waakhond.accounts import Accounts, LoginFailed, SessionInfo, Sessions
 from waakhond.api.cases import AnswerBody, DecisionBody
+from waakhond.api.deps import limit_address
 from waakhond.audit import AuditLog
 from waakhond.cases.decisions import DecisionError
 from waakhond.cases.files import case_file
@@ -101,9 +102,8 @@ def login(request: Request, username: Annotated[str, Form(max_length=80)] = "",
     expected = request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not secrets.compare_digest(expected, login_csrf):
         raise BadCsrf()
-    address = request.client.host if request.client else "unknown"
     try:
-        request.app.state.gateway.limiter.take(f"login:{address}", LOGINS_PER_MINUTE)
+        limit_address(request, "login", LOGINS_PER_MINUTE)
         account = Accounts(request.app.state.gateway.decisions.db).authenticate(
             username, password)
     except (LoginFailed, AccessDenied):

@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
+from waakhond.api.deps import limit_address
 from waakhond.cases.complaints import Complaints
 from waakhond.cases.decisions import DecisionError
 from waakhond.cases.notices import (
@@ -43,17 +44,17 @@ Short = Annotated[str, Form(max_length=320)]
 
 
 def within_form_limit(request: Request) -> bool:
-    address = request.client.host if request.client else "unknown"
     try:
-        request.app.state.gateway.limiter.take(f"address:{address}", FORMS_PER_MINUTE)
+        limit_address(request, "address", FORMS_PER_MINUTE)
     except AccessDenied:
         return False
     return True
 
 
 def too_many_page(request: Request) -> HTMLResponse:
-    return render(request, "message.html", status=429, title=translator(request)("error.busy"),
-                  text=translator(request)("error.busy_text"))
+    t = translator(request)
+    return render(request, "message.html", status=429, title=t("error.busy"),
+                  text=t("error.busy_text"))
 
 
 @router.get("/", response_class=HTMLResponse)
