@@ -258,3 +258,38 @@ def test_nude_as_a_colour_is_not_a_keyword_in_any_language():
 
 def test_a_product_word_elsewhere_does_not_excuse_nude():
     assert "nude" in without_benign_phrases("nude woman on a bed, red lipstick, 8k photo")
+
+
+def _sexual_terms(text: str, languages: list[str]) -> set[str]:
+    from waakhond.text.lexicon import match
+
+    return {hit.term for hit in match((text,), languages) if hit.intent == "sexual"}
+
+
+@pytest.mark.parametrize(("text", "languages", "term"), [
+    ("nakte frau am strand", ["de"], "nakte~nackt"),  # a letter left out, an ending kept
+    ("nuda woman, oil painting", ["en"], "nuda~nude"),  # a letter changed
+    ("a nakde man", ["en"], "nakde~naked"),  # two letters swapped
+    ("naakde vrouw op bed", ["nl"], "naakde~naakt"),  # a changed letter before an ending
+    ("seks scene between two adults", ["en"], "seks"),  # a short foreign word
+])
+def test_typing_slips_and_short_foreign_words_are_read(text, languages, term):
+    assert term in _sexual_terms(text, languages)
+
+
+@pytest.mark.parametrize(("text", "languages"), [
+    ("baked bread on a table", ["en"]),  # one letter from "naked", but a word
+    ("a nudge in the right direction", ["en"]),
+    ("a node graph", ["en"]),
+    ("seks katte i haven", ["da"]),  # "seks" is six in Danish
+    ("nacken massage", ["de"]),  # neck
+    ("girseach ocht mbliana d'aois", ["ga"]),  # no Irish word list: no slips read in Irish
+    ("seomra ranga", ["ga"]),  # nor slips of the romanised Hindi words in other languages
+])
+def test_real_words_are_not_read_as_slips(text, languages):
+    assert _sexual_terms(text, languages) == set()
+
+
+def test_chinese_words_that_straddle_a_listed_pair_are_not_keywords():
+    for text in ("空气的露点温度图表", "一群人在理性交流", "个性爱好展示墙"):
+        assert _sexual_terms(without_benign_phrases(text), ["zh"]) == set()

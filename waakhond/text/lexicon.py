@@ -17,6 +17,7 @@ import yaml
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
 from waakhond.errors import PolicyError
+from waakhond.text import words
 
 LEXICON_DIR = Path(__file__).with_name("lexicons")
 INTENTS = ("sexual", "suggestive", "undress", "minor", "real_person", "nudity_prone", "pronoun")
@@ -45,7 +46,7 @@ class Hit:
 CROSS_LANGUAGE = ("sexual", "undress")
 # Cross-language and misspelling matches need this many letters, so short words that mean
 # something else elsewhere ("gol" is "naked" in Romanian and "goal" in Spanish) stay out.
-_MIN_FOREIGN = 5
+_MIN_FOREIGN = 4
 _TOKEN = re.compile(r"\w+")
 _WORD = re.compile(f"{_WORD_CHAR}+")
 
@@ -119,7 +120,8 @@ class Lexicon:
     age: re.Pattern[str] | None
     # Single words of the cross-language intents, for matching misspellings.
     words: dict[str, str]
-    missing_letter: dict[str, str]  # each word with one letter left out -> the word
+    near: dict[str, str]  # each of those words and its one-letter deletions -> the word
+    stems: frozenset[str]  # those of the words that take endings ("nackt*")
 
     @property
     def intents(self) -> frozenset[str]:
@@ -141,32 +143,52 @@ class Lexicon:
         return found
 
     def misspellings(self, text: str) -> list[Hit]:
-        """Words one letter short of, or one letter longer than, a listed word ("nakte" for
-        "nackte"). Substituted letters are not matched: "baked" must not read as "naked"."""
+        """Words one typing slip away from a listed word: a letter left out, added, changed
+        or two swapped ("nakid", "nuda", "nakde"), also before an ending when the word takes
+        endings ("naakde" for "naakte", from "naakt*"). The caller drops real words."""
         found = []
         for token in _TOKEN.findall(text):
             if len(token) < _MIN_FOREIGN or token in self.words:
                 continue
-            word = self.missing_letter.get(token) or next(
-                (d for d in _deletions(token) if d in self.words), None)
+            word = self._slip_of(token) or next(
+                (stem for piece in self._pieces(token)
+                 if (stem := self._slip_of(piece)) in self.stems), None)
             if word:
                 found.append(Hit(self.words[word], f"{token}~{word}", self.language))
         return found
+
+    def _slip_of(self, token: str) -> str | None:
+        return self.near.get(token) or next(
+            (self.near[d] for d in _deletions(token) if d in self.near), None)
+
+    def _pieces(self, token: str) -> set[str]:
+        """The token's beginnings as long as a stem, one letter shorter or one longer."""
+        lengths = {len(stem) + delta for stem in self.stems for delta in (-1, 0, 1)}
+        return {token[:n] for n in lengths if _MIN_FOREIGN <= n < len(token)}
 
 
 def _deletions(word: str) -> set[str]:
     return {word[:i] + word[i + 1:] for i in range(len(word))}
 
 
-def _fuzzy_words(terms: dict[str, list[str]]) -> tuple[dict[str, str], dict[str, str]]:
+def _fuzzy_words(terms: dict[str, list[str]]
+                 ) -> tuple[dict[str, str], dict[str, str], frozenset[str]]:
+    """The cross-language words of a lexicon (intent by word; a word that takes endings by its
+    stem), and their one-edit index: each word and each of its one-letter deletions -> the
+    word. Two words are a slip apart when one is among the other's deletions or their
+    deletions meet (the SymSpell idea: a changed or swapped letter)."""
     words = {
-        term: intent
+        term.rstrip("*"): intent
         for intent in CROSS_LANGUAGE
         for term in terms.get(intent) or []
-        if len(term) >= _MIN_FOREIGN and term.isalpha()
+        if len(term.rstrip("*")) >= _MIN_FOREIGN and term.rstrip("*").isalpha()
     }
-    missing = {d: word for word in words for d in _deletions(word) if d not in words}
-    return words, missing
+    near = {d: word for word in words for d in (word, *_deletions(word))
+            if len(d) >= _MIN_FOREIGN - 1}
+    stems = frozenset(term.rstrip("*") for intent in CROSS_LANGUAGE
+                      for term in terms.get(intent) or []
+                      if term.endswith("*") and term.rstrip("*") in words)
+    return words, near, stems
 
 
 def _term_pattern(term: str) -> str:
@@ -206,7 +228,7 @@ def _load(path: Path) -> Lexicon:
             for intent in INTENTS
             if (pattern := _compile(terms.get(intent) or [])) is not None
         }
-        fuzzy_words, missing_letter = _fuzzy_words(terms) if words else ({}, {})
+        fuzzy_words, near, stems = _fuzzy_words(terms) if words else ({}, {}, frozenset())
         return Lexicon(
             language=data["language"],
             latin=data["language"] in LATIN_SCRIPT,
@@ -215,7 +237,8 @@ def _load(path: Path) -> Lexicon:
             letters=frozenset("".join(p for ps in terms.values() for p in ps)) - {"*", " "},
             age=_age_pattern(data.get("age_units") or [], words),
             words=fuzzy_words,
-            missing_letter=missing_letter,
+            near=near,
+            stems=stems,
         )
     except (yaml.YAMLError, KeyError, TypeError, re.error) as exc:
         raise PolicyError(f"lexicon {path.name}: {exc}") from exc
@@ -243,18 +266,25 @@ def languages_of(text: str) -> list[tuple[str, float]]:
 def match(texts: tuple[str, ...], languages: list[str]) -> list[Hit]:
     """Every lexicon hit in any of the texts: all intents from English, the given languages
     and every language in a non-Latin script (those cannot collide with Latin-script words);
-    long sexual and undressing words from every other language; and misspellings of those
-    in the last text (the de-obfuscated view)."""
+    sexual and undressing words from every other language; and misspellings of those in the
+    last text (the de-obfuscated view), in the prompt's languages. A foreign word or a
+    misspelling that is an everyday word of the prompt's languages ("seks" is "six" in
+    Danish, "baked" is not "naked") is not a hit."""
     hits: dict[tuple[str, str, str], Hit] = {}
+    # A slip is read only in the prompt's own languages, and only where a word list can rule
+    # out real words (Irish has none: "ocht", eight, is one letter from "nocht", naked).
+    misspellings_guarded = all(words.listed(code) for code in [ALWAYS, *languages])
     distinct = tuple(dict.fromkeys(texts))  # most prompts carry no obfuscation: one scan
     for code, lexicon in lexicons().items():
         trusted = code == ALWAYS or code in languages or not lexicon.latin
         found = [hit for text in distinct
                  for hit in lexicon.hits(text, INTENTS if trusted else CROSS_LANGUAGE)]
         if not trusted:
-            found = [hit for hit in found if len(hit.term) >= _MIN_FOREIGN]
-        elif texts:
-            found += lexicon.misspellings(texts[-1])
+            found = [hit for hit in found if len(hit.term) >= _MIN_FOREIGN
+                     and not words.common(hit.term, [ALWAYS, *languages])]
+        elif texts and misspellings_guarded and (code == ALWAYS or code in languages):
+            found += [hit for hit in lexicon.misspellings(texts[-1])
+                      if not words.common(hit.term.split("~")[0], [ALWAYS, *languages])]
         for hit in found:
             hits.setdefault((hit.intent, hit.term, hit.language), hit)
     return list(hits.values())
