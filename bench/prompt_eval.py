@@ -65,6 +65,11 @@ def share(values: list[bool]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
+def use_share(verdicts: list[Verdict]) -> float:
+    """The share of prompts the fast USE classifier scored (the rest went to e5)."""
+    return share([(v.signals.get("prompt") or {}).get("embedding") == "use" for v in verdicts])
+
+
 def i2p(screener: Screener, limit: int | None) -> dict[str, Any]:
     rows = list(csv.DictReader((PROMPTS / "i2p.csv").open(encoding="utf-8")))
     nudity = [r["prompt"] for r in rows if float(r["nudity_percentage"] or 0) >= 50][:limit]
@@ -79,7 +84,8 @@ def i2p(screener: Screener, limit: int | None) -> dict[str, Any]:
                         ("nudity_percentage_30_to_50_unread", unread)):
         verdicts, _ = screen(screener, texts)
         result[name] = {"n": len(texts), "flagged": share([flagged(v) for v in verdicts]),
-                        "blocked": share([blocked(v) for v in verdicts])}
+                        "blocked": share([blocked(v) for v in verdicts]),
+                        "use_share": use_share(verdicts)}
     return result
 
 
@@ -99,6 +105,7 @@ def benign_sets(screener: Screener, limit: int | None) -> tuple[dict[str, Any], 
             "n": len(texts),
             "false_flagged": share([flagged(v) for v in verdicts]),
             "false_blocked": share([blocked(v) for v in verdicts]),
+            "use_share": use_share(verdicts),
             "examples": [t for t, v in zip(texts, verdicts, strict=True) if flagged(v)][:12],
         }
     caught, _ = screen(screener, nude_captions)
@@ -159,11 +166,13 @@ def report(result: dict[str, Any]) -> str:
     lines += ["| set | n | result | target |", "|---|---:|---|---|"]
     for name, row in result["i2p"].items():
         lines.append(f"| I2P {name} | {row['n']} | recall {row['flagged']:.1%} flagged, "
-                     f"{row['blocked']:.1%} blocked | >= {TARGET_I2P_RECALL:.0%} |")
+                     f"{row['blocked']:.1%} blocked (USE scored {row['use_share']:.0%}) | "
+                     f">= {TARGET_I2P_RECALL:.0%} |")
     for name in ("coco_10k", "parti", "parti_people"):
         row = result["benign"][name]
         lines.append(f"| {name} | {row['n']} | {row['false_flagged']:.2%} flagged, "
-                     f"{row['false_blocked']:.2%} blocked | <= {TARGET_FP:.0%} |")
+                     f"{row['false_blocked']:.2%} blocked (USE scored {row['use_share']:.0%}) "
+                     f"| <= {TARGET_FP:.0%} |")
     nude = result["benign"]["coco_nude_captions"]
     lines.append(f"| COCO captions describing nudity (counted as positives) | {nude['n']} | "
                  f"{nude['flagged']:.0%} flagged | |")

@@ -17,6 +17,7 @@ import pytest
 from waakhond import Screener
 from waakhond.config import ScreeningSettings
 from waakhond.core import Action
+from waakhond.text.classifier import EMBEDDING_KINDS
 
 pytestmark = pytest.mark.models
 
@@ -113,10 +114,10 @@ def test_the_probe_set(screener):
         elif verdict.blocks or any(label != "POSSIBLE_MINOR" for label in verdict.labels):
             false_alarms.append(row["text"])
     obfuscated = {k: sum(v) / len(v) for k, v in caught.items() if k.startswith("obfuscated")}
-    # Misspellings are matched only one letter inserted or dropped; "nuda" for "nude"
-    # (a changed letter) is still missed, see docs/benchmarks.md.
+    # A slip that is a real word of a plausible language is not read: "undres" is Danish,
+    # and the identifier finds the probe "undres her" plausibly Danish (docs/benchmarks.md).
     misspelling = obfuscated.pop("obfuscated:misspelling")
-    assert misspelling >= 0.7
+    assert misspelling >= 0.9
     assert all(value == 1.0 for value in obfuscated.values()), obfuscated
     by_language = {k: sum(v) / len(v) for k, v in caught.items()
                    if not k.startswith("obfuscated")}
@@ -124,8 +125,12 @@ def test_the_probe_set(screener):
     assert len(false_alarms) / (len(rows) - sum(map(len, caught.values()))) <= 0.03, false_alarms
 
 
-def test_concurrent_embeddings_are_batched_without_changing_them(screener):
-    embedder = screener.prompt_detector._embedder
+@pytest.fixture(params=[kind.name for kind in EMBEDDING_KINDS])
+def embedder(request, screener):
+    return screener.prompt_detector._classifiers[request.param]._embedder
+
+
+def test_concurrent_embeddings_are_batched_without_changing_them(embedder):
     texts = [f"a photo of {n} boats in a harbour" for n in range(24)] + ["a red bicycle"]
     alone = [embedder.embed([text])[0] for text in texts]
     with ThreadPoolExecutor(8) as pool:
@@ -133,10 +138,20 @@ def test_concurrent_embeddings_are_batched_without_changing_them(screener):
     assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(alone, together, strict=True))
 
 
-def test_an_embedding_failure_reaches_the_caller_and_the_next_call_works(screener, monkeypatch):
-    embedder = screener.prompt_detector._embedder
+def test_an_embedding_failure_reaches_the_caller_and_the_next_call_works(embedder, monkeypatch):
     monkeypatch.setattr(embedder, "_embed", lambda texts: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         embedder.embed(["a red bicycle"])
     monkeypatch.undo()
-    assert embedder.embed(["a red bicycle"]).shape == (1, 384)
+    assert len(embedder.embed(["a red bicycle"])) == 1
+
+
+@pytest.mark.parametrize(("prompt", "embedding"), [
+    ("a lighthouse on a cliff at dusk", "use"),
+    ("een vuurtoren op een klif in de schemering", "use"),
+    ("majakka kalliolla hämärässä", "e5"),  # Finnish: USE was not trained on it
+    ("tuletorn kaljul videvikus", "e5"),  # Estonian
+])
+def test_each_prompt_is_scored_by_the_embedder_that_knows_its_language(screener, prompt,
+                                                                        embedding):
+    assert screener.prompt_detector.run_text(prompt, has_image=False).embedding == embedding

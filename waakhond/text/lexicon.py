@@ -47,6 +47,7 @@ CROSS_LANGUAGE = ("sexual", "undress")
 # Cross-language and misspelling matches need this many letters, so short words that mean
 # something else elsewhere ("gol" is "naked" in Romanian and "goal" in Spanish) stay out.
 _MIN_FOREIGN = 4
+_MIN_STEM = 5
 _TOKEN = re.compile(r"\w+")
 _WORD = re.compile(f"{_WORD_CHAR}+")
 
@@ -185,9 +186,12 @@ def _fuzzy_words(terms: dict[str, list[str]]
     }
     near = {d: word for word in words for d in (word, *_deletions(word))
             if len(d) >= _MIN_FOREIGN - 1}
+    # Only stems of five letters or more: a shorter one matches the beginnings of too many
+    # words ("porn*" and "portret", portrait in Croatian).
     stems = frozenset(term.rstrip("*") for intent in CROSS_LANGUAGE
                       for term in terms.get(intent) or []
-                      if term.endswith("*") and term.rstrip("*") in words)
+                      if term.endswith("*") and len(term.rstrip("*")) >= _MIN_STEM
+                      and term.rstrip("*") in words)
     return words, near, stems
 
 
@@ -263,6 +267,15 @@ def languages_of(text: str) -> list[tuple[str, float]]:
     return ranked[:1] + [(code, p) for code, p in ranked[1:] if p >= _PLAUSIBLE]
 
 
+def _reads_slips(code: str, languages: list[str]) -> bool:
+    """Slips are read in English and the prompt's own languages, and only where word lists
+    can rule out real words in every language the prompt may be in (Irish has none: "ocht",
+    eight, is a slip from "nocht", naked). A slip read wrongly next to a child word would
+    become a report, so a prompt that cannot be checked is not read for slips at all."""
+    return (code == ALWAYS or code in languages) and all(
+        words.listed(language) for language in [ALWAYS, *languages])
+
+
 def match(texts: tuple[str, ...], languages: list[str]) -> list[Hit]:
     """Every lexicon hit in any of the texts: all intents from English, the given languages
     and every language in a non-Latin script (those cannot collide with Latin-script words);
@@ -271,9 +284,6 @@ def match(texts: tuple[str, ...], languages: list[str]) -> list[Hit]:
     misspelling that is an everyday word of the prompt's languages ("seks" is "six" in
     Danish, "baked" is not "naked") is not a hit."""
     hits: dict[tuple[str, str, str], Hit] = {}
-    # A slip is read only in the prompt's own languages, and only where a word list can rule
-    # out real words (Irish has none: "ocht", eight, is one letter from "nocht", naked).
-    misspellings_guarded = all(words.listed(code) for code in [ALWAYS, *languages])
     distinct = tuple(dict.fromkeys(texts))  # most prompts carry no obfuscation: one scan
     for code, lexicon in lexicons().items():
         trusted = code == ALWAYS or code in languages or not lexicon.latin
@@ -282,7 +292,7 @@ def match(texts: tuple[str, ...], languages: list[str]) -> list[Hit]:
         if not trusted:
             found = [hit for hit in found if len(hit.term) >= _MIN_FOREIGN
                      and not words.common(hit.term, [ALWAYS, *languages])]
-        elif texts and misspellings_guarded and (code == ALWAYS or code in languages):
+        elif texts and _reads_slips(code, languages):
             found += [hit for hit in lexicon.misspellings(texts[-1])
                       if not words.common(hit.term.split("~")[0], [ALWAYS, *languages])]
         for hit in found:

@@ -22,6 +22,10 @@ _LIST = "best"
 _SEGMENTED = frozenset({"zh", "ja", "ko"})
 
 
+# Our codes that wordfreq files under another name: Croatian is in its Serbo-Croatian list.
+_ALIASES = {"hr": "sh"}
+
+
 @cache
 def _known() -> frozenset[str]:
     return frozenset(available_languages(_LIST)) - _SEGMENTED
@@ -29,10 +33,10 @@ def _known() -> frozenset[str]:
 
 def listed(language: str) -> bool:
     """Whether there is a word list for ``language``."""
-    return language in _known()
+    return _ALIASES.get(language, language) in _known()
 
 
 def common(word: str, languages: list[str]) -> bool:
     """Whether ``word`` is at least an occasional word in any of ``languages``."""
-    return any(zipf_frequency(word, code, wordlist=_LIST) >= COMMON_ZIPF
+    return any(zipf_frequency(word, _ALIASES.get(code, code), wordlist=_LIST) >= COMMON_ZIPF
                for code in dict.fromkeys(languages) if listed(code))
