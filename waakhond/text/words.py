@@ -13,15 +13,12 @@ from wordfreq import available_languages, zipf_frequency
 
 # Zipf 3 = once in a million words; "ripples" is 3.0, "nuda" in English 1.6.
 COMMON_ZIPF = 2.5
-# Languages without a list here: Irish, Estonian, Maltese (misspellings are not read in them).
 _LIST = "best"
-
-
 # Chinese, Japanese and Korean lists need word segmenters (jieba, MeCab) that we do not ship;
 # words in those scripts never collide with the Latin-script words this guard is asked about.
+# Irish, Estonian and Maltese have no list: misspellings are not read in prompts that may be
+# in them (lexicon._reads_slips).
 _SEGMENTED = frozenset({"zh", "ja", "ko"})
-
-
 # Our codes that wordfreq files under another name: Croatian is in its Serbo-Croatian list.
 _ALIASES = {"hr": "sh"}
 
