@@ -111,8 +111,9 @@ class PromptIntentDetector:
         languages = lexicon.languages_of(plain)
         # The two views are usually the same string: blank benign phrases once per string.
         blanked = {view: without_benign_phrases(view) for view in (typed, plain)}
-        hits = lexicon.match((blanked[typed], blanked[plain]), [code for code, _ in languages])
-        chosen = self._classifiers[kind_for([code for code, _ in languages]).name]
+        codes = [code for code, _ in languages]
+        hits = lexicon.match((blanked[typed], blanked[plain]), codes)
+        chosen = self._classifiers[kind_for(codes).name]
         classifier = chosen.scores(plain)
         found = {hit.intent for hit in hits}
         scores = {i: max(classifier.get(i, 0.0), LEXICON_SCORE * (i in found))

