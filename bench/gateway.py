@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import psutil
@@ -58,6 +58,7 @@ SIZE = "1024x1024"
 TARGET_OVERHEAD_P99_MS = 250.0
 TARGET_SCREENS_PER_S = 200.0
 START_TIMEOUT_S = 240.0
+T = TypeVar("T")
 REQUEST_TIMEOUT_S = 120.0
 SUBJECTS = ("a lighthouse on a cliff", "a bowl of ripe pears", "a red bicycle by a canal",
             "a mountain lake at dawn", "a cat asleep on a windowsill", "a busy fish market",
@@ -107,28 +108,41 @@ def server_process(folder: Path, port: int) -> Iterator[Server]:
 
 
 def wait_ready(process: subprocess.Popen[bytes], url: str, key_file: Path, log: Path) -> str:
-    deadline = time.monotonic() + START_TIMEOUT_S
+    """The admin key, once the server is ready (models loaded) and has written it."""
+    def admin_key() -> str | None:
+        ready = httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+        return key_file.read_text().strip() if ready and key_file.exists() else None
+
+    return wait_for(process, log, admin_key, START_TIMEOUT_S)
+
+
+def wait_for(process: subprocess.Popen[bytes], log: Path, answer: Callable[[], T | None],
+                timeout_s: float) -> T:
+    """Poll ``answer`` until it gives something; fail with the server's log if it exits."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited ({process.returncode}):\n"
                                f"{log.read_text(errors='replace')[-2000:]}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200 and key_file.exists():
-                return key_file.read_text().strip()
+            found = answer()
         except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"the server was not ready after {START_TIMEOUT_S:g} s")
+            found = None
+        if found is not None:
+            return found
+        time.sleep(0.2)
+    raise RuntimeError(f"the server was not ready after {timeout_s:g} s")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server started in its own session (start_new_session=True)."""
     if process.poll() is not None:
         return
-    process.send_signal(signal.SIGINT)  # uvicorn shuts down cleanly on SIGINT
+    process.send_signal(signal.SIGINT)  # uvicorn (and its worker supervisor) stop cleanly
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)  # its own session: any workers go with it
         process.wait(timeout=15)
 
 

@@ -36,7 +36,6 @@ import asyncio
 import json
 import os
 import shlex
-import signal
 import statistics
 import subprocess
 import sys
@@ -53,7 +52,11 @@ from typing import Any
 import httpx
 import psutil
 from fastapi import FastAPI
-from gateway import free_port  # bench/gateway.py: the same loopback server set-up
+from gateway import (  # bench/gateway.py: the same loopback server set-up
+    free_port,
+    stop,
+    wait_for,
+)
 from sqlalchemy import create_engine, func, make_url, select, text
 from sqlalchemy.pool import NullPool
 from throughput import machine  # the same machine description as the other benches
@@ -242,29 +245,9 @@ def server_process(database_url: str, workers: int, pool_size: int | None,
 
 def wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
     # /healthz, not /readyz: readiness waits for models this app never loads.
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited ({process.returncode}):\n"
-                               f"{log.read_text(errors='replace')[-2000:]}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"the server did not answer within {START_TIMEOUT_S:g} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGINT)  # uvicorn (and its worker supervisor) stop cleanly
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)  # its own session: the workers go with it
-        process.wait(timeout=15)
+    wait_for(process, log,
+             lambda: True if httpx.get(f"{url}/healthz", timeout=2).status_code == 200 else None,
+             START_TIMEOUT_S)
 
 
 def process_tree(pid: int) -> list[int]:
