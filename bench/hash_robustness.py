@@ -10,9 +10,10 @@ greyscale, a border, a caption, brighter) and the transformed image is hashed ag
 
 Matching follows the project's bank lookup: a query matches when the Hamming distance is at
 most 31 of 256 bits, and hashes with PDQ quality below 50 are ignored (such originals and
-transformed images are excluded and counted). The "dihedral" query matches when ANY of the 8
-dihedral hashes of the transformed image is within 31 of the original's PDQ; the "plain" query
-uses only the ordinary PDQ hash. False matches are counted over all pairs of distinct originals.
+transformed images are excluded and counted). The "dihedral" query is the banks' query: it matches
+when ANY of the 8 dihedral hashes of the transformed image, or of the picture inside its solid
+border if it has one, is within 31 of the original's PDQ; the "plain" query uses only the
+ordinary PDQ hash. False matches are counted over all pairs of distinct originals.
 
 Run from the repository root (the Markdown report goes to stdout, progress to stderr):
 
@@ -38,12 +39,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pdqhash
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 from throughput import colour, gradient  # the same synthetic images as the throughput bench
 
-from waakhond.intake.image import decode_image
-from waakhond.signals.hashes import pdq_hex
+from waakhond.intake.image import Frame, decode_image
+from waakhond.signals.hashes import pdq_hashes, pdq_hex
 
 # The shared development data sits beside the repository (shared/data/SOURCES.md).
 FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
@@ -219,11 +219,13 @@ def _load(source: Source) -> tuple[str, Image.Image]:
 
 
 def _dihedral(image: Image.Image) -> tuple[np.ndarray, int]:
-    """The 8 dihedral PDQ hashes packed to bytes (8, 32); row 0 is the plain PDQ hash."""
+    """The PDQ hashes the banks are queried with, packed to bytes (16, 32): the 8 dihedral
+    ones (row 0 is the plain PDQ hash), then the 8 of the picture inside a solid border (or
+    row 0 repeated, when there is none)."""
     rgb = np.ascontiguousarray(np.asarray(image.convert("RGB")))
-    hashes, quality = pdqhash.compute_dihedral(rgb)
-    packed = np.packbits(np.asarray(hashes, dtype=np.uint8), axis=1)
-    return packed, int(quality)
+    dihedral, quality, inside = pdq_hashes(Frame(rgb, 0))
+    hexes = [*dihedral, *(inside or dihedral[:1] * 8)]
+    return np.frombuffer(bytes.fromhex("".join(hexes)), np.uint8).reshape(16, 32), quality
 
 
 def hash_source(source: Source) -> dict[str, Any]:
@@ -296,9 +298,9 @@ def false_matches(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Pairs of distinct originals within MATCH_DISTANCE, plain and as a dihedral query."""
     names = [r["name"] for r in results]
     pdq = np.stack([r["pdq"] for r in results])  # (N, 32)
-    dihedral = np.stack([r["dihedral"] for r in results])  # (N, 8, 32)
+    dihedral = np.stack([r["dihedral"] for r in results])  # (N, 16, 32)
     plain = hamming(pdq[:, None, :], pdq[None, :, :])  # (N, N)
-    # query i (any of its 8 dihedral hashes) against bank entry j; a pair counts either way
+    # query i (any of its 16 query hashes) against bank entry j; a pair counts either way
     query = hamming(dihedral[:, None, :, :], pdq[None, :, None, :]).min(axis=2)
     both = np.minimum(query, query.T)
     upper = np.triu_indices(len(results), k=1)

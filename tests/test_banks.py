@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 from sqlalchemy import text
 
 from tests.fake_stopncii import FakeStopNCII
@@ -329,6 +329,56 @@ def test_a_rotated_or_mirrored_photo_matches_through_its_dihedral_hashes(
     assert (match.bank, match.signal_type, match.value) == ("victims", "pdq", original.pdq)
     assert match.distance <= 10
     assert matcher.match(unrelated).matches == ()
+
+
+def bordered(path: Path, fill: str, sides: tuple[int, int, int, int]) -> bytes:
+    """The photo inside a solid border of (left, top, right, bottom) pixels, as a JPEG."""
+    image = Image.open(path).convert("RGB")
+    buffer = io.BytesIO()
+    ImageOps.expand(image, sides, fill=fill).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("fill", "sides"),
+                         [("black", (100, 100, 100, 100)), ("white", (0, 200, 0, 200))],
+                         ids=["black frame", "white letterbox"])
+def test_a_copy_with_a_border_added_matches_through_the_picture_inside(
+    banks: BankService, matcher: HashMatcher, fill: str, sides: tuple[int, int, int, int]
+) -> None:
+    original = hashes_of(image_bytes(FACES / "img1.jpg"))
+    banks.create("victims", "ncii_victim")
+    banks.add("victims", [EntryInput("pdq", original.pdq)])
+    matcher.refresh()
+
+    copy = hashes_of(bordered(FACES / "img1.jpg", fill, sides))
+
+    assert original.pdq_inside_border == ()  # the original has no border
+    assert (int(copy.pdq, 16) ^ int(original.pdq, 16)).bit_count() > 31  # not by its own PDQ
+    assert len(copy.pdq_inside_border) == 8
+    [match] = matcher.match(copy).matches
+    assert (match.bank, match.value) == ("victims", original.pdq)
+    assert match.distance <= 12
+
+
+def test_an_edge_under_2_percent_or_a_flat_image_gets_no_second_hash() -> None:
+    thin = hashes_of(bordered(FACES / "img1.jpg", "black", (2, 2, 2, 2)))
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 200), "navy").save(buffer, "PNG")
+    flat = hashes_of(buffer.getvalue())
+    assert thin.pdq_inside_border == flat.pdq_inside_border == ()
+
+
+def test_removing_a_bordered_copy_also_catches_the_original_without_its_border(
+    banks: BankService, matcher: HashMatcher
+) -> None:
+    copy = hashes_of(bordered(FACES / "img1.jpg", "black", (30, 30, 30, 30)))
+    matcher.record_removal(copy, "ncii")
+    matcher.refresh()
+
+    result = matcher.match(hashes_of(image_bytes(FACES / "img1.jpg")))
+
+    assert matched(result) == {"own_removals"}
+    assert {m.value for m in result.matches} == {copy.pdq_inside_border[0]}
 
 
 @pytest.mark.parametrize(("quality", "matches"), [(10, False), (49, False), (50, True)])

@@ -110,10 +110,14 @@ class HashMatcher:
         return self._judge(matches, hashes)
 
     def _pdq(self, hashes: Hashes) -> dict[int, int]:
-        if hashes.pdq_quality < MIN_PDQ_QUALITY:
+        # The 8 rotations and flips of the query, so a rotated or mirrored copy still matches,
+        # and of the picture inside its border, if it has one.
+        plain = hashes.pdq_dihedral or (hashes.pdq,)
+        hexes = [*(plain if hashes.pdq_quality >= MIN_PDQ_QUALITY else ()),
+                 *hashes.pdq_inside_border]
+        if not hexes:
             return {}
-        # The 8 rotations and flips of the query: a rotated or mirrored copy still matches.
-        queries = words_from_hex(list(hashes.pdq_dihedral or (hashes.pdq,)))
+        queries = words_from_hex(hexes)
         best: dict[int, int] = {}
         for match in self.index.search(queries, MAX_DISTANCE):
             best[match.entry_id] = min(match.distance, best.get(match.entry_id, 256))
@@ -147,4 +151,7 @@ class HashMatcher:
                    EntryInput("sha256", hashes.sha256, metadata={"reason": reason})]
         if hashes.pdq_quality >= MIN_PDQ_QUALITY:
             entries.append(EntryInput("pdq", hashes.pdq, metadata={"reason": reason}))
+        if hashes.pdq_inside_border:  # so the original without the border is caught too
+            entries.append(EntryInput("pdq", hashes.pdq_inside_border[0],
+                                      metadata={"reason": reason, "hashed": "inside border"}))
         self.banks.add(OWN_REMOVALS_BANK, entries)

@@ -28,6 +28,9 @@ class Hashes:
     pdq_quality: int  # 0-100; matches on hashes below 50 are unreliable
     # The PDQ of the 8 rotations and flips (the first is pdq itself), for bank look-ups.
     pdq_dihedral: tuple[str, ...] = ()
+    # The same 8 of the picture inside a solid border, when the image has one (a letterboxed
+    # or framed re-upload); empty otherwise, or when that picture's quality is below 50.
+    pdq_inside_border: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
