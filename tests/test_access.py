@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from waakhond.core import Action
+from waakhond.gateway import access
 from waakhond.gateway.access import (
+    KNOWN_KEY_SECONDS,
     SUSPEND_AT,
     AccessDenied,
     ApiKeys,
@@ -42,6 +44,30 @@ def test_bad_tokens_are_refused(db, token):
     with pytest.raises(AccessDenied) as caught:
         ApiKeys(db).authenticate(token)
     assert caught.value.status == 401
+
+
+def test_a_key_revoked_here_stops_at_once(db):
+    keys = ApiKeys(db)
+    made = keys.create("platform", ["screen"])
+    keys.authenticate(made.token)  # remembered
+    assert keys.revoke(made.key_id)
+    with pytest.raises(AccessDenied, match="revoked"):
+        keys.authenticate(made.token)
+
+
+def test_a_key_revoked_by_another_process_stops_within_the_memory_time(db, monkeypatch):
+    server, cli = ApiKeys(db), ApiKeys(db)
+    made = server.create("platform", ["screen"])
+    now = [1000.0]
+    monkeypatch.setattr(access.time, "monotonic", lambda: now[0])
+    server.authenticate(made.token)
+    assert cli.revoke(made.key_id)
+
+    now[0] += KNOWN_KEY_SECONDS - 0.1
+    assert server.authenticate(made.token).key_id == made.key_id  # still remembered
+    now[0] += 0.2
+    with pytest.raises(AccessDenied, match="revoked"):
+        server.authenticate(made.token)
 
 
 def test_unknown_scopes_are_refused(db):

