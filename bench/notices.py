@@ -67,6 +67,7 @@ from waakhond.gateway.access import ApiKeys
 from waakhond.gateway.setup import build_gateway
 from waakhond.screening import Screener
 from waakhond.store import Database
+from waakhond.store.db import DEFAULT_POOL_SIZE
 from waakhond.store.models import Case, Notice
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +78,7 @@ WARMUP_S = 3.0
 START_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 30.0
 CPU_METERS = ("server", "postgres", "client")
-POOL_SIZE_ENV = "WAAKHOND_BENCH_POOL_SIZE"  # read by the server process
+POOL_SIZE_ENV = "WAAKHOND_DATABASE_POOL_SIZE"  # read by the server process
 CHILD_SAFETY = "STATEMENT_CATEGORY_PROTECTION_OF_MINORS"
 NAMED = {"notifier_name": "A. Person", "notifier_email": "a@example.org"}
 
@@ -168,9 +169,10 @@ def postgres_pids(url: str) -> list[int]:
     try:
         with engine.connect() as connection:
             backend = int(connection.scalar(text("SELECT pg_backend_pid()")) or 0)
+            # While connected: the backend process exits with its connection.
+            postmaster = psutil.Process(backend).parent()
     finally:
         engine.dispose()
-    postmaster = psutil.Process(backend).parent()
     if postmaster is None:
         return []
     return [postmaster.pid, *(child.pid for child in postmaster.children())]
@@ -197,19 +199,8 @@ def create_bench_app() -> FastAPI:
     builds it (no detectors, so no models are loaded), on WAAKHOND_DATABASE_URL."""
     settings = GatewaySettings()
     db = Database()
-    if size := os.environ.get(POOL_SIZE_ENV):
-        resize_pool(db, int(size))
     gateway = build_gateway(settings, db=db, screener=Screener(ScreeningSettings(), detectors=[]))
     return create_app(gateway, settings)
-
-
-def resize_pool(db: Database, size: int) -> None:
-    """waakhond has no pool setting yet: SQLAlchemy's default keeps 5 connections and opens up
-    to 10 more on demand, closing each again when it comes back. The bench swaps the engine
-    (--pool-size) to measure what keeping more would gain."""
-    db.engine.dispose()
-    db.engine = create_engine(db.url, pool_size=size, max_overflow=10)
-    db._sessions.configure(bind=db.engine)  # the sessions' factory; no public way yet
 
 
 @dataclass(frozen=True)
@@ -224,7 +215,7 @@ def server_process(database_url: str, workers: int, pool_size: int | None,
     """uvicorn in its own process group (so the client never shares its event loop or GIL)."""
     port = free_port()
     env = {**os.environ, "WAAKHOND_DATABASE_URL": database_url, "WAAKHOND_DATA": str(folder),
-           POOL_SIZE_ENV: str(pool_size or ""),
+           **({POOL_SIZE_ENV: str(pool_size)} if pool_size else {}),
            # Kept: a PYTHONPATH the caller set can bring e.g. uvloop and httptools to try.
            "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH), str(ROOT),
                                                        os.environ.get("PYTHONPATH")]))}
@@ -482,14 +473,15 @@ def report(result: dict[str, Any]) -> str:
         f"{m['load_average_at_start']}, {m['date_utc']}, PostgreSQL {result['postgres']} "
         f"(fsync={result['fsync']}, synchronous_commit={result['synchronous_commit']}), "
         f"{result['workers']} uvicorn worker(s), pool "
-        f"{result['pool_size'] or 'default (5 + 10 overflow)'}, {result['client']} client.",
+        f"{result['pool_size'] or DEFAULT_POOL_SIZE} + 10 overflow, {result['client']} client.",
         f"Command: `{result['command']}`", "",
         *table(result["levels"]), "",
         f"Stored: {check['stored']} notices for {check['acknowledged']} 201 answers (warm-up "
         f"included); {check['missing']} acknowledged notices missing; {check['cases']} notice "
         f"cases. {'PASS' if check['ok'] else 'FAIL'}",
     ]
-    best = max(result["levels"], key=lambda row: row["per_s"])
+    # The fastest level that meets the target, or, when none does, the fastest one.
+    best = max(result["levels"], key=lambda row: (passes(row), row["per_s"]))
     verdict = "PASS" if any(passes(row) for row in result["levels"]) and check["ok"] else "FAIL"
     lines += ["", f"Target (>= {TARGET_PER_S:g} notices/s sustained, p99 < {TARGET_P99_MS:g} "
                   f"ms, no errors, nothing lost) at some concurrency: {verdict}; best rate "
@@ -510,7 +502,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--pool-size", type=int, default=None,
                         help="connections each server process keeps (default: waakhond's, "
-                             "i.e. SQLAlchemy's 5 plus 10 opened and closed on demand)")
+                             f"{DEFAULT_POOL_SIZE}, plus 10 opened and closed on demand)")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
                         help="raw: a minimal HTTP/1.1 client (default, cheapest on the shared "
                              "cores); httpx: httpx.AsyncClient")

@@ -3,6 +3,7 @@ migrations build matching the models, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -47,3 +48,16 @@ def test_the_migrations_go_down_and_up_again(db_url):
     assert revision(db_url) is None
     Database(db_url)
     assert revision(db_url) == head_revision()
+
+
+def test_a_database_server_keeps_the_configured_pool_of_connections(db_url, monkeypatch):
+    monkeypatch.setenv("WAAKHOND_DATABASE_POOL_SIZE", "7")
+    database = Database(db_url)
+    if database.engine.dialect.name != "sqlite":  # SQLite is a file: no pool to size
+        assert database.engine.pool.size() == 7  # type: ignore[attr-defined]
+
+
+def test_a_bad_pool_size_is_refused_with_the_setting_named(monkeypatch):
+    monkeypatch.setenv("WAAKHOND_DATABASE_POOL_SIZE", "lots")
+    with pytest.raises(ValueError, match="WAAKHOND_DATABASE_POOL_SIZE"):
+        Database("postgresql+psycopg://nobody@127.0.0.1:1/never-reached")

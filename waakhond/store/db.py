@@ -29,6 +29,19 @@ def default_database_url() -> str:
     return f"sqlite:///{data_folder() / 'waakhond.db'}"
 
 
+# Connections a server process keeps open to a database server. SQLAlchemy's default keeps 5
+# and opens (and closes again) up to 10 more on demand: under load every such connection is a
+# new PostgreSQL process, which held notice intake under 300/s (bench/notices.py).
+DEFAULT_POOL_SIZE = 20
+
+
+def _pool_size() -> int:
+    value = os.environ.get("WAAKHOND_DATABASE_POOL_SIZE", str(DEFAULT_POOL_SIZE))
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"WAAKHOND_DATABASE_POOL_SIZE must be a whole number >= 1, not {value!r}")
+    return int(value)
+
+
 def _sqlite_pragmas(connection: object, _record: object) -> None:
     # WAL lets the service read while a CLI import writes; the busy timeout makes a second
     # writer wait instead of failing; foreign keys are off by default in SQLite.
@@ -89,9 +102,11 @@ def _upgrade(connection: Connection) -> None:
 class Database:
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_database_url()
-        self.engine: Engine = create_engine(self.url)
-        if self.engine.dialect.name == "sqlite":
+        if self.url.startswith("sqlite"):
+            self.engine: Engine = create_engine(self.url)
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_engine(self.url, pool_size=_pool_size(), max_overflow=10)
         migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
