@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from tests.web_cases import FACES
 from waakhond.api.app import create_app
@@ -19,6 +20,7 @@ from waakhond.cases.queues import Cases
 from waakhond.config import GatewaySettings
 from waakhond.gateway.setup import build_gateway
 from waakhond.store import Database
+from waakhond.store.models import ConsentEnrolment
 
 
 def test_a_take_it_down_request_gets_its_48_hour_deadline(client: TestClient) -> None:
@@ -85,3 +87,17 @@ def test_a_face_is_opted_out_and_deleted_without_keeping_the_photo(
     assert deleted.status_code == 200 and 'id="enrolment-status"' in deleted.text
     assert client.post("/opt-out/manage", data={"reference": reference,
                                                 "secret": "guess"}).status_code == 404
+
+
+def test_opt_out_on_a_server_without_face_models_says_so_and_stores_nothing(
+        client: TestClient) -> None:
+    photo = (FACES / "img1.jpg").read_bytes()
+    page = client.post("/opt-out", files={"photos": ("me.jpg", photo, "image/jpeg")},
+                       data={"scope": "no_sexual", "enrolled_by": "self", "consent": "yes"})
+    api = client.post("/v1/consent/enrolments", files=[("photos", ("me.jpg", photo))],
+                      data={"scope": "no_edits"})
+
+    assert page.status_code == 503 and "without the face models" in page.text
+    assert api.status_code == 503 and api.json()["error"]["code"] == "unavailable"
+    with client.gateway.decisions.db.session() as session:  # type: ignore[attr-defined]
+        assert session.scalar(select(func.count()).select_from(ConsentEnrolment)) == 0

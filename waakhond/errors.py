@@ -35,6 +35,14 @@ class CorruptImage(InputError):
     code = "corrupt_image"
 
 
+class Unavailable(WaakhondError):
+    """This server cannot do what was asked: a model it needs is not loaded. Nothing was
+    stored or decided."""
+
+    code = "unavailable"
+    status = 503
+
+
 class UnknownCountry(WaakhondError):
     code = "unknown_country"
 

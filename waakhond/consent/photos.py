@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from waakhond.consent.registry import PhotoEmbedder
+from waakhond.errors import Unavailable
 from waakhond.intake import decode_image
 from waakhond.screening import Screener
 from waakhond.signals import SignalSet
@@ -17,7 +18,8 @@ def photo_embedder(screener: Screener) -> PhotoEmbedder:
         # Looked up at use: the screener loads its models on first use.
         by_field = {detector.field: detector for detector in screener.detectors}
         if "faces" not in by_field or "identities" not in by_field:
-            raise RuntimeError("this screener has no face detector: enrolment is not possible")
+            raise Unavailable("face opt-out is not available on this server: it runs without "
+                              "the face models. Nothing was stored.")
         faces, identities = by_field["faces"], by_field["identities"]
         image = decode_image(photo, screener.settings.intake)
         signals = SignalSet()

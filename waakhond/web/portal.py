@@ -66,10 +66,10 @@ async def opt_out(request: Request, photos: list[UploadFile], scope: Short = "no
         try:
             enrolled = request.app.state.registry.enrol(data, scope, enrolled_by)
         except (RegistryError, WaakhondError) as exc:
-            errors = [str(exc)]
-        else:
-            return render(request, "optout.html", status=201, enrolled=enrolled, errors=[],
-                          max_photos=MAX_PHOTOS)
+            return render(request, "optout.html", status=getattr(exc, "status", 400),
+                          errors=[str(exc)], enrolled=None, max_photos=MAX_PHOTOS)
+        return render(request, "optout.html", status=201, enrolled=enrolled, errors=[],
+                      max_photos=MAX_PHOTOS)
     elif not errors:
         return too_many_page(request)
     return render(request, "optout.html", status=400, errors=errors, enrolled=None,
