@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, Request, expect
 from sqlalchemy import select
 
@@ -192,6 +193,41 @@ def test_pages_have_labels_a_language_and_a_skip_link(site: Site) -> None:
             page.keyboard.press("Tab")
             assert page.evaluate("document.activeElement.className") == "skip", path
         screenshot(page, "console-login")
+
+
+# axe-core's rules for WCAG 2.0 and 2.1, levels A and AA (labels, contrast, names, structure,
+# language), and its best practices.
+AXE_RULES = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa",
+                                                   "best-practice"]}}
+
+
+def test_every_page_passes_axe_core_in_english_and_dutch(site: Site) -> None:
+    seed_case(site.gateway.decisions, ["NCII_REAL_PERSON"], "img1.jpg")
+    axe = Axe()
+    found: dict[str, list[str]] = {}
+    with chromium() as browser:
+        for locale in ("en-GB", "nl-NL"):
+            page = browser.new_page(locale=locale)
+            for path in ("/", "/report", "/takedown", "/status", "/appeal", "/portal",
+                         "/portal/case", "/opt-out", "/console/login"):
+                page.goto(f"{site.url}{path}")
+                found[f"{locale} {path}"] = _violations(axe, page)
+        page = browser.new_page()
+        log_in(page, site.url, "rita")
+        found["queues"] = _violations(axe, page)
+        page.keyboard.press("n")  # the seeded case
+        expect(page.get_by_role("heading", name=re.compile("^Case"))).to_be_visible()
+        found["case"] = _violations(axe, page)
+        page.goto(f"{site.url}/console/dashboard")
+        found["dashboard"] = _violations(axe, page)
+    assert {page: rules for page, rules in found.items() if rules} == {}
+    assert len(found) == 21
+
+
+def _violations(axe: Axe, page: Page) -> list[str]:
+    """Each broken rule with its first offending element, e.g. "color-contrast: .hint"."""
+    results = axe.run(page, options=AXE_RULES).response
+    return [f"{rule['id']}: {rule['nodes'][0]['target']}" for rule in results["violations"]]
 
 
 def test_pages_speak_the_persons_language(site: Site) -> None:
