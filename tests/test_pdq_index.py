@@ -137,6 +137,17 @@ def test_copies_at_distance_32_to_40_are_not_returned_at_radius_31(corpus: Corpu
 # --- add and remove ----------------------------------------------------------------------------
 
 
+def test_thousands_of_copies_of_one_hash_are_all_found_once() -> None:
+    # More candidates than the search's first buffers hold: they grow, nothing is dropped.
+    rng = np.random.default_rng(3)
+    query = random_bits(rng, 1)
+    copies = np.repeat(query, 3000, axis=0)
+    stored = np.concatenate([copies, random_bits(rng, 1000)])
+    index = PdqIndex(np.arange(len(stored), dtype=np.int64), to_words(stored))
+    assert searched(index, query) == {(0, i, 0) for i in range(3000)}
+    assert len(index.search(to_words(query))) == 3000
+
+
 def test_an_added_hash_matches_at_once() -> None:
     rng = np.random.default_rng(1)
     hashes = random_bits(rng, 3)

@@ -114,11 +114,12 @@ def _found_in_earlier_chunk(stored: np.ndarray, keys: np.ndarray, chunk: int) ->
 
 
 @njit(inline="always")
-def _room_for_one(found: np.ndarray, size: int) -> np.ndarray:
-    if size < len(found):
-        return found
-    bigger = np.empty((2 * len(found), 3), np.int64)
-    bigger[:size] = found[:size]
+def _room_for_one(rows: np.ndarray, size: int) -> np.ndarray:
+    """``rows`` with room for one more row after the first ``size``, doubled when full."""
+    if size < len(rows):
+        return rows
+    bigger = np.empty((2 * len(rows), rows.shape[1]), rows.dtype)
+    bigger[:size] = rows[:size]
     return bigger
 
 
@@ -159,10 +160,7 @@ def _search_tables(offsets: np.ndarray, table_starts: np.ndarray, order: np.ndar
         for p in range(probes):
             c = chunk_of_probe[p]
             for k in range(low[p], high[p]):
-                if count == len(candidates):
-                    bigger = np.empty((2 * count, 2), np.int64)
-                    bigger[:count] = candidates
-                    candidates = bigger
+                candidates = _room_for_one(candidates, count)
                 candidates[count, 0], candidates[count, 1] = order[c, k], c
                 count += 1
         for i in range(count):
