@@ -146,6 +146,58 @@ def test_another_process_sees_a_deletion_within_a_refresh(db_url):
     assert elsewhere.match(identities(3)).matches == []
 
 
+class PlacedEmbedder:
+    """Unit tests: each photo's bytes name one face placed at a chosen vector."""
+
+    def __init__(self, **faces: np.ndarray) -> None:
+        self.faces = faces
+
+    def __call__(self, photo: bytes) -> list[np.ndarray]:
+        return [self.faces[photo.decode()]]
+
+
+def placed(*offsets: tuple[int, float]) -> np.ndarray:
+    """A face at the shared centre of vector(0), moved by `distance` along axis `axis` for
+    each (axis, distance); axes are orthogonal, so distances add as Pythagoras says."""
+    moved = np.asarray(vector(0), np.float64)
+    for axis, distance in offsets:
+        moved[axis] += distance
+    return moved.astype(np.float32)
+
+
+def test_a_face_as_near_to_two_enrolled_people_is_neither(db_url):
+    """At registry scale nearly every face is within the threshold of somebody: a match needs
+    the enrolled face to be clearly nearer than the next one (matcher.MARGIN)."""
+    db = Database(db_url)
+    matcher = RegistryMatcher(db)
+    registry = Registry(db, PlacedEmbedder(a=placed((0, 0.45)), b=placed((1, 0.45))),
+                        on_change=matcher.refresh)
+    registry.enrol([b"a"], "no_sexual", "self")
+    registry.enrol([b"b"], "no_sexual", "self")
+
+    def look_up(face: np.ndarray) -> list[RegistryMatch]:
+        return matcher.match(Identities([FaceEmbedding(0, tuple(map(float, face)))])).matches
+
+    assert look_up(placed()) == []  # 0.45 from each: below REGISTRY_MATCH, but ambiguous
+    assert [m.distance for m in look_up(placed((0, 0.3)))] == [0.15]  # 0.15 against 0.54
+
+
+def test_enrolling_the_same_face_again_hides_nothing(db_url):
+    """A second enrolment of one face (by the person again, or by someone trying to mask the
+    first) is not 'somebody else': the face still matches, under the strictest scope."""
+    db = Database(db_url)
+    matcher = RegistryMatcher(db)
+    face = placed((0, 0.2))
+    registry = Registry(db, PlacedEmbedder(first=face, copy=face, near=placed((0, 0.2), (2, 0.1))),
+                        on_change=matcher.refresh)
+    first = registry.enrol([b"first"], "no_edits", "self")
+    registry.set_verification(first.reference, "verified")
+    registry.enrol([b"copy"], "no_sexual", "self")
+    registry.enrol([b"near"], "no_sexual", "self")
+    found = matcher.match(Identities([FaceEmbedding(0, tuple(map(float, placed((0, 0.25)))))]))
+    assert [(m.scope, m.distance) for m in found.matches] == [("no_edits", 0.05)]
+
+
 @pytest.mark.parametrize(("photos", "message"), [
     ([b""], "no face"), ([b"1,2"], "2 faces"), ([], "1 to 10"), ([b"1"] * 11, "1 to 10"),
 ])

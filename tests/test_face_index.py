@@ -5,7 +5,8 @@ Embeddings are synthetic and shaped like dlib's (bench/face_index.py describes t
 shared mean of norm 1.31, identities spread over a few dominant directions, photos of one
 identity about 0.36 apart, of different identities about 0.8. The capacities are shrunk so
 that a few hundred vectors already make several segments, merges and compactions, and the
-first round of candidates is 2, so that searches often need a second round.
+first round of candidates is 2 per result asked for, so that searches often need a second
+round.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import waakhond.consent.index as face_index
 from waakhond.consent.index import FaceIndex
 
 DIMENSIONS = 128
-THRESHOLDS = (0.3, 0.5, 0.6, 3.0)
+RADII = (0.3, 0.5, 0.6, 3.0)
 
 
 class Faces:
@@ -47,14 +48,12 @@ class Faces:
 
 
 def brute_force(ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray,
-                threshold: float) -> list[tuple[int, float] | None]:
-    answers: list[tuple[int, float] | None] = []
+                radius: float, k: int) -> list[list[tuple[int, float]]]:
+    answers = []
     for query in queries.astype(np.float64):
         distances = np.linalg.norm(vectors.astype(np.float64) - query, axis=1)
-        order = np.lexsort((ids, distances))
-        best = order[0] if len(order) else None
-        answers.append(None if best is None or distances[best] >= threshold
-                       else (int(ids[best]), float(distances[best])))
+        order = [row for row in np.lexsort((ids, distances)) if distances[row] < radius][:k]
+        answers.append([(int(ids[row]), float(distances[row])) for row in order])
     return answers
 
 
@@ -62,13 +61,14 @@ def assert_agrees(index: FaceIndex, live: dict[int, np.ndarray], queries: np.nda
     ids = np.array(sorted(live), dtype=np.int64)
     vectors = np.array([live[i] for i in ids]).reshape(-1, DIMENSIONS)
     assert len(index) == len(ids)
-    for threshold in THRESHOLDS:
-        expected = brute_force(ids, vectors, queries, threshold)
-        found = index.search(queries, threshold)
-        assert [hit and hit[0] for hit in found] == [hit and hit[0] for hit in expected]
-        for hit, want in zip(found, expected, strict=True):
-            if hit and want:
-                assert hit[1] == pytest.approx(want[1], abs=1e-12)
+    for radius in RADII:
+        for k in (1, 3, 40):
+            expected = brute_force(ids, vectors, queries, radius, k)
+            found = index.search(queries, radius, k)
+            assert [[hit[0] for hit in hits] for hits in found] == \
+                [[hit[0] for hit in hits] for hits in expected]
+            for hits, want in zip(found, expected, strict=True):
+                assert [hit[1] for hit in hits] == pytest.approx([w[1] for w in want], abs=1e-12)
 
 
 def mixed_queries(faces: Faces, centres: np.ndarray, stored: np.ndarray) -> np.ndarray:
@@ -154,10 +154,9 @@ def test_removal_is_immediate() -> None:
     index = FaceIndex()
     index.add(np.arange(400), vectors)
     for i in (0, 399):  # one in a segment, one in the delta
-        assert index.search(vectors[i:i + 1], 0.1) == [(i, 0.0)]
+        assert index.search(vectors[i:i + 1], 0.1) == [[(i, 0.0)]]
         assert index.remove([i]) == 1
-        hit = index.search(vectors[i:i + 1], 0.6)[0]
-        assert hit is None or hit[0] != i
+        assert i not in [hit[0] for hit in index.search(vectors[i:i + 1], 0.6, 400)[0]]
     assert index.remove([0, 399, 10_000]) == 0  # already gone or never there
     assert len(index) == 398
 
@@ -172,21 +171,27 @@ def test_an_id_is_added_once_until_removed() -> None:
         index.add([5, 5], vectors[:2])
     index.remove([2])
     index.add([2], vectors[2:])
-    assert index.search(vectors[2:], 0.1) == [(2, 0.0)]
+    assert index.search(vectors[2:], 0.1) == [[(2, 0.0)]]
+    found = index.vectors([2, 1, 5])
+    assert found[:2].tolist() == vectors[[2, 0]].tolist()  # 2 came back with a new vector
+    assert np.isnan(found[2]).all()  # never added
 
 
-def test_threshold_is_strict() -> None:
+def test_the_radius_is_strict() -> None:
     stored = Faces(5).photos(Faces(5).identities(1))
     query = stored.copy()
     query[0, 0] += 0.25
     distance = float(np.linalg.norm(stored.astype(np.float64) - query.astype(np.float64)))
     index = FaceIndex()
     index.add([9], stored)
-    assert index.search(query, distance) == [None]
-    assert index.search(query, float(np.nextafter(distance, np.inf))) == [(9, distance)]
-    for threshold in (0.0, -1.0, float("nan"), float("inf")):
-        with pytest.raises(ValueError, match="threshold"):
-            index.search(query, threshold)
+    assert index.search(query, distance) == [[]]
+    assert index.search(query, float(np.nextafter(distance, np.inf))) == [[(9, distance)]]
+    for radius in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="radius"):
+            index.search(query, radius)
+    for k in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="k must"):
+            index.search(query, 1.0, k)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("ids", "vectors"), [
@@ -231,8 +236,8 @@ def test_searches_during_adds_and_removals() -> None:
             while not done.is_set():
                 gone = set(removed)  # removed before this search starts
                 picks = rng.integers(0, 3000, 5)
-                for hit in index.search(vectors[picks], 0.6):
-                    assert hit is None or hit[0] not in gone
+                for hits in index.search(vectors[picks], 0.6, 8):
+                    assert not gone & {hit[0] for hit in hits}
         except BaseException as error:  # reported by the main thread
             failures.append(error)
 

@@ -1,16 +1,17 @@
 """An exact nearest-face index for the consent registry, fast at a million embeddings.
 
-A lookup asks: which enrolled embedding is nearest to this face, if nearer than the threshold?
-The answer is exact (the same as comparing with every stored float32 vector) in two stages:
+A lookup asks: which k enrolled embeddings are nearest to this face, of those nearer than a
+radius? The answer is exact (the same as comparing with every stored float32 vector) in two
+stages:
 1. a scan of 8-bit codes of every vector (faiss ``QT_8bit_direct``: a quarter of the bytes of
-   float32, compared as bytes with SIMD) finds the k nearest codes. A code is
+   float32, compared as bytes with SIMD) finds the nearest codes. A code is
    ``round((x - offset) / scale)`` with one scale for all dimensions, so the distance between
    the codes of a query and a vector is a Euclidean distance, off by at most the rounding
    errors of the two (the vectors' largest is measured when a segment is built; the query's
    is computed for each search);
-2. the k candidates are re-ranked on their float32 vectors. Every vector beyond them is at
-   least ``k-th code distance - rounding errors`` away; when that does not rule them all out,
-   the query asks again with a larger k.
+2. those candidates are re-ranked on their float32 vectors. Every vector beyond them is at
+   least ``last code distance - rounding errors`` away; when that does not rule them all out,
+   the query asks again for more candidates.
 
 Layout, so that adds and removals take effect at once and searches never take a lock:
 - immutable *segments* (ids sorted, float32 vectors, codes) of up to SEGMENT_CAPACITY vectors,
@@ -44,9 +45,10 @@ DEAD_SHARE_TO_COMPACT = 0.25
 # Below this many vectors a search runs in the calling thread: handing work to another
 # thread costs more than it saves.
 PARALLEL_FROM = 65_536
-# Candidates re-ranked per query and segment at first; far more than the vectors that
-# usually lie within the rounding errors (about 0.02) of the nearest.
-FIRST_K = 16
+# Candidates re-ranked per query and segment at first: FIRST_K per result asked for, far more
+# than the vectors that usually lie within the rounding errors (about 0.02) of the k-th
+# nearest, so that one scan of the codes mostly suffices (a second one costs as much again).
+FIRST_K = 8
 K_GROWTH = 8
 # Float rounding: code distances are exact integers, the delta's float64 dot products are
 # within 1e-6; this is a wide margin on top.
@@ -55,6 +57,7 @@ _ENCODE_ROWS = 65_536  # rows encoded at a time, to bound the float64 temporarie
 _CORES = os.cpu_count() or 1
 
 Hit = tuple[int, float]  # (embedding id, distance)
+Hits = list[Hit]  # nearest first; ties go to the lower id
 
 
 def _exact(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -63,20 +66,15 @@ def _exact(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
 
 
 def _nearest(ids: np.ndarray, vectors: np.ndarray, query: np.ndarray,
-             threshold: float) -> Hit | None:
-    """The nearest of these rows below the threshold; ties go to the lower id."""
+             radius: float, k: int) -> Hits:
+    """The k nearest of these rows closer than the radius."""
     distances = _exact(vectors, query)
-    below = np.flatnonzero(distances < threshold)
-    if len(below) == 0:
-        return None
-    best = min(below.tolist(), key=lambda row: (distances[row], ids[row]))
-    return int(ids[best]), float(distances[best])
+    below = np.flatnonzero(distances < radius)
+    return _first([(int(ids[row]), float(distances[row])) for row in below], k)
 
 
-def _better(a: Hit | None, b: Hit | None) -> Hit | None:
-    if a is None or b is None:
-        return a or b
-    return min(a, b, key=lambda hit: (hit[1], hit[0]))
+def _first(hits: Hits, k: int) -> Hits:
+    return sorted(hits, key=lambda hit: (hit[1], hit[0]))[:k]
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,26 +132,29 @@ class _Segment:
         rows = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
         return rows, (self.ids[rows] == ids) & ~self.dead[rows]
 
-    def nearest(self, queries: np.ndarray, threshold: float) -> list[Hit | None]:
+    def stored(self, rows: np.ndarray) -> np.ndarray:
+        return self.vectors[rows]
+
+    def nearest(self, queries: np.ndarray, radius: float, k: int) -> list[Hits]:
         levels, errors = self.grid.encode(queries)
-        return [self._nearest_one(query, level, self.error + error + SLACK, threshold)
+        return [self._nearest_one(query, level, self.error + error + SLACK, radius, k)
                 for query, level, error in zip(queries, levels, errors, strict=True)]
 
     def _nearest_one(self, query: np.ndarray, level: np.ndarray, error: float,
-                     threshold: float) -> Hit | None:
+                     radius: float, k: int) -> Hits:
         """`error` bounds how far a code distance is from the true distance."""
-        k = min(FIRST_K, len(self))
+        candidates = min(FIRST_K * k, len(self))
         while True:
-            squared, rows = self.codes.search(level[None, :], k)
+            squared, rows = self.codes.search(level[None, :], candidates)
             approx = self.grid.scale * np.sqrt(squared[0].astype(np.float64))
-            rows = rows[0][approx < threshold + error]
+            rows = rows[0][approx < radius + error]
             rows = rows[~self.dead[rows]]
-            hit = _nearest(self.ids[rows], self.vectors[rows], query, threshold)
-            # Every vector beyond the k-th code is at least this far: is that far enough?
-            unseen = approx[-1] - error if k < len(self) else np.inf
-            if unseen >= threshold or (hit is not None and unseen > hit[1]):
-                return hit
-            k = min(k * K_GROWTH, len(self))
+            hits = _nearest(self.ids[rows], self.vectors[rows], query, radius, k)
+            # Every vector beyond the last candidate is at least this far: far enough?
+            unseen = approx[-1] - error if candidates < len(self) else np.inf
+            if unseen >= radius or (len(hits) == k and unseen > hits[-1][1]):
+                return hits
+            candidates = min(candidates * K_GROWTH, len(self))
 
 
 @dataclass(eq=False)
@@ -188,6 +189,20 @@ class _Prefix:
         keep = np.flatnonzero(~self.dead)
         return self.delta.ids[keep], self.delta.vectors[keep].astype(np.float32)
 
+    def find(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each id: its row (meaningless where absent), and whether it is here alive."""
+        live_rows = np.flatnonzero(~self.dead)  # an id may also be here dead, from before
+        if len(live_rows) == 0:
+            return np.zeros(len(ids), np.int64), np.zeros(len(ids), bool)
+        live_ids = self.ids[live_rows]
+        order = np.argsort(live_ids)
+        at = np.minimum(np.searchsorted(live_ids, ids, sorter=order), len(order) - 1)
+        rows = live_rows[order[at]]
+        return rows, self.ids[rows] == ids
+
+    def stored(self, rows: np.ndarray) -> np.ndarray:
+        return self.delta.vectors[rows].astype(np.float32)
+
     @property
     def ids(self) -> np.ndarray:
         return self.delta.ids[: self.size]
@@ -196,22 +211,25 @@ class _Prefix:
     def dead(self) -> np.ndarray:
         return self.delta.dead[: self.size]
 
-    def nearest(self, queries: np.ndarray, threshold: float) -> list[Hit | None]:
+    def nearest(self, queries: np.ndarray, radius: float, k: int) -> list[Hits]:
         if self.dead.all():  # also when empty
-            return [None] * len(queries)
+            return [[] for _ in queries]
         ids, vectors = self.ids, self.delta.vectors[: self.size]
         queries64 = queries.astype(np.float64)
         squared = (self.delta.squared_norms[: self.size, None] - 2 * (vectors @ queries64.T)
                    + (queries64**2).sum(axis=1))
         approx = np.sqrt(np.maximum(squared, 0))
         approx[self.dead] = np.inf
-        hits = []
+        found = []
+        kth = min(k, self.size) - 1
         for column, query in enumerate(queries):
             near = approx[:, column]
-            # Re-rank only what could be the nearest below the threshold.
-            rows = np.flatnonzero(near <= min(near.min(), threshold) + 2 * SLACK)
-            hits.append(_nearest(ids[rows], vectors[rows], query, threshold))
-        return hits
+            # Re-rank only what could be among the k nearest within the radius: each of those
+            # is within SLACK of its true distance, which is at most the k-th approximate + SLACK.
+            limit = min(float(np.partition(near, kth)[kth]), radius) + 2 * SLACK
+            rows = np.flatnonzero(near <= limit)
+            found.append(_nearest(ids[rows], vectors[rows], query, radius, k))
+        return found
 
 
 @dataclass(frozen=True, eq=False)
@@ -243,11 +261,11 @@ def _groups(view: _View) -> list[list[_Segment | _Prefix]]:
 
 
 def _search_group(group: list[_Segment | _Prefix], queries: np.ndarray,
-                  threshold: float) -> list[Hit | None]:
-    best: list[Hit | None] = [None] * len(queries)
+                  radius: float, k: int) -> list[Hits]:
+    best: list[Hits] = [[] for _ in queries]
     for part in group:
-        best = [_better(a, b) for a, b in
-                zip(best, part.nearest(queries, threshold), strict=True)]
+        best = [_first(a + b, k) for a, b in
+                zip(best, part.nearest(queries, radius, k), strict=True)]
     return best
 
 
@@ -304,28 +322,41 @@ class FaceIndex:
                 self._view = _View(segments, view.delta)
         return removed
 
-    def search(self, queries: np.ndarray, threshold: float) -> list[Hit | None]:
-        """For each query (an (n, 128) array, taken as float32), the nearest embedding's
-        (id, distance) if nearer than threshold, else None. Exact: the same answer as comparing
-        with every embedding in the index (float64 distance between the float32 values)."""
+    def search(self, queries: np.ndarray, radius: float, k: int = 1) -> list[Hits]:
+        """For each query (an (n, 128) array, taken as float32), the (id, distance) of the k
+        nearest embeddings nearer than the radius, nearest first (ties: lower id first).
+        Exact: the same answer as comparing with every embedding in the index (float64
+        distance between the float32 values)."""
         queries = _checked_vectors(queries, "queries")
-        if not (np.isfinite(threshold) and threshold > 0):
-            raise ValueError(f"threshold must be a positive number, not {threshold!r}")
+        if not (np.isfinite(radius) and radius > 0):
+            raise ValueError(f"radius must be a positive number, not {radius!r}")
+        if not (isinstance(k, int) and k >= 1):
+            raise ValueError(f"k must be a whole number of at least 1, not {k!r}")
         view = self._view  # one consistent view for the whole search, without a lock
         groups = _groups(view)
-        others = [_pool().submit(_search_group, group, queries, threshold)
+        others = [_pool().submit(_search_group, group, queries, radius, k)
                   for group in groups[1:]]
-        best = _search_group(groups[0], queries, threshold)
+        best = _search_group(groups[0], queries, radius, k)
         for other in others:
-            best = [_better(a, b) for a, b in zip(best, other.result(), strict=True)]
+            best = [_first(a + b, k) for a, b in zip(best, other.result(), strict=True)]
         return best
+
+    def vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The stored float32 vectors of these ids; NaN rows for ids not in the index (never
+        added, or removed since a search found them)."""
+        ids = _checked_ids(ids)
+        out = np.full((len(ids), DIMENSIONS), np.nan, np.float32)
+        for part in self._view.parts():
+            rows, alive = part.find(ids)
+            out[alive] = part.stored(rows[alive])
+        return out
 
 
 def _live_in(view: _View, ids: np.ndarray) -> np.ndarray:
     """Which of these ids the view holds alive."""
-    live = np.isin(ids, view.delta.ids[~view.delta.dead])
-    for segment in view.segments:
-        live |= segment.find(ids)[1]
+    live = np.zeros(len(ids), bool)
+    for part in view.parts():
+        live |= part.find(ids)[1]
     return live
 
 

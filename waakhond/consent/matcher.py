@@ -1,5 +1,15 @@
 """Faces looked up in the registry, in memory, kept current from the change log.
 
+A face is identified as an enrolled person only when it is within REGISTRY_MATCH of one of
+their photos AND clearly nearer to them than to anybody else enrolled (the nearest other
+enrolled face is at least 1/MARGIN times farther). The threshold alone does not scale: in a
+registry of a million faces almost every stranger has some look-alike within it, while a
+margin over the next face does not depend on the registry's size (docs/benchmarks.md,
+"Identification at registry scale"). Enrolments whose photos nearest the face are within
+SAME_FACE of each other count as one face: the same person enrolled twice (or an enrolment
+copied to mask the first) is not "somebody else" and hides nothing; the strictest of their
+scopes applies.
+
 The matcher holds every enrolled vector in a FaceIndex and, beside it, only which enrolment
 each vector belongs to and what that enrolment's scope in force is. It follows the registry's
 change log (every half second, and at once after a change made in this process), so an
@@ -10,19 +20,57 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from waakhond.consent.index import FaceIndex
-from waakhond.consent.registry import effective_scope
+from waakhond.consent.index import FaceIndex, Hits
+from waakhond.consent.registry import Scope, effective_scope
 from waakhond.signals.base import Identities, RegistryMatch, RegistryMatches
 from waakhond.signals.identity import REGISTRY_MATCH
 from waakhond.store import Database
 from waakhond.store.models import ConsentEnrolment, FaceEmbeddingRow, RegistryChange
 
 REFRESH_SECONDS = 0.5
+MARGIN = 0.9
+SAME_FACE = 0.35
+# Enrolled photos looked at per face: up to 10 per enrolment, so room for a few enrolments.
+NEIGHBOURS = 32
+
+
+@dataclass(frozen=True)
+class Identified:
+    enrolments: frozenset[int]  # the face's enrolment, with any that are the same face
+    distance: float
+
+
+def identify(hits: Hits, enrolment_of: Mapping[int, int], index: FaceIndex,
+             threshold: float = REGISTRY_MATCH) -> Identified | None:
+    """Whom the face with these nearest enrolled photos (FaceIndex.search at radius
+    threshold / MARGIN, k NEIGHBOURS) is, if it is clearly one enrolled face."""
+    # Without another enrolment among the hits, the next is beyond the last hit, or the radius.
+    next_face = hits[-1][1] if len(hits) == NEIGHBOURS else threshold / MARGIN
+    hits = [hit for hit in hits if hit[0] in enrolment_of]  # others were just removed
+    if not hits or hits[0][1] >= threshold:
+        return None
+    (first, nearest), face = hits[0], {enrolment_of[hits[0][0]]}
+    others = [hit for hit in hits if enrolment_of[hit[0]] not in face]
+    if others:
+        vectors = index.vectors([first] + [vector_id for vector_id, _ in others])
+        apart = np.linalg.norm(vectors[1:] - vectors[0], axis=1)
+        for (vector_id, distance), gap in zip(others, apart, strict=True):
+            if enrolment_of[vector_id] in face:
+                continue
+            if gap < SAME_FACE:
+                face.add(enrolment_of[vector_id])
+                continue
+            if np.isfinite(gap):  # NaN: removed since the search
+                next_face = distance
+                break
+    return Identified(frozenset(face), nearest) if nearest < MARGIN * next_face else None
 
 
 class RegistryMatcher:
@@ -78,10 +126,18 @@ class RegistryMatcher:
         if not identities.embeddings:
             return RegistryMatches([])
         queries = np.stack([embedding.array() for embedding in identities.embeddings])
-        found = self.index.search(queries, self.threshold)
+        found = self.index.search(queries, self.threshold / MARGIN, NEIGHBOURS)
         matches = []
-        for embedding, hit in zip(identities.embeddings, found, strict=True):
-            scope = self._scope_of.get(self._enrolment_of.get(hit[0], -1)) if hit else None
-            if hit is not None and scope is not None:
-                matches.append(RegistryMatch(embedding.face, scope, round(hit[1], 3)))
+        for embedding, hits in zip(identities.embeddings, found, strict=True):
+            identified = identify(hits, self._enrolment_of, self.index, self.threshold)
+            scopes = [self._scope_of[enrolment] for enrolment in
+                      (identified.enrolments if identified else ()) if enrolment in self._scope_of]
+            if identified and scopes:
+                matches.append(RegistryMatch(embedding.face, _strictest(scopes),
+                                             round(identified.distance, 3)))
         return RegistryMatches(matches)
+
+
+def _strictest(scopes: list[str]) -> str:
+    """Scopes are listed mildest first; each includes what the milder ones forbid."""
+    return max(scopes, key=lambda scope: list(Scope).index(Scope(scope)))
