@@ -273,7 +273,8 @@ def test_deciding_and_complaining_over_the_api(client):
     assert len(statements(db)) == 1
 
 
-def reported_upload(db: Database, context: Context = Context.UPLOAD) -> tuple[str, object]:
+def reported_upload(db: Database, context: Context = Context.UPLOAD,
+                    hashes: dict[str, object] | None = None) -> tuple[str, object]:
     """Signal level: an upload the policy reported, as DecisionLog records it."""
     reason = Reason("bank.csam_known", Action.BLOCK_AND_REPORT, "matches a known hash", {},
                     legal_source="Directive 2011/93/EU art. 5")
@@ -281,7 +282,8 @@ def reported_upload(db: Database, context: Context = Context.UPLOAD) -> tuple[st
                             ("KEYWORD_CHILD_SEXUAL_ABUSE_MATERIAL",),
                             "DECISION_GROUND_ILLEGAL_CONTENT")
     verdict = Verdict(Action.BLOCK_AND_REPORT, ["SEXUAL_MINOR"], [reason], dsa, "t", ["base"],
-                      context, "NL", signals={"hashes": {"md5": MD5, "pdq_quality": 0}})
+                      context, "NL",
+                      signals={"hashes": hashes or {"md5": MD5, "pdq_quality": 0}})
     return DecisionLog(db).record_restricting(verdict, Stage.IMAGE, "req_1",
                                               Requester(None, "uploader-2", "NL"))
 
@@ -329,6 +331,24 @@ def test_a_person_overturning_an_automated_restriction_restores_the_content(db_u
     assert restored.payload["decision"] == restriction.decision
     assert BankService(db).entry(OWN_REMOVALS_BANK, "md5", MD5).status == "withdrawn"
     assert Decisions(db).get(restriction.decision)["reversed_at"] is not None
+
+
+def test_overturning_withdraws_every_hash_the_removal_banked(db_url):
+    """The screen banks the PDQ of the picture inside a border too (a framed copy); a person
+    restoring the content takes that one out of the bank as well."""
+    pdq, inside = "a" * 64, "b" * 64
+    db = Database(db_url)
+    reported_upload(db, hashes={"md5": MD5, "pdq": pdq, "pdq_quality": 90,
+                                "pdq_inside_border": [inside] + ["c" * 64] * 7})
+    banks = BankService(db)
+    banks.ensure(OWN_REMOVALS_BANK, BankKind.OWN_REMOVALS, "test")
+    banks.add(OWN_REMOVALS_BANK, [EntryInput("md5", MD5), EntryInput("pdq", pdq),
+                                  EntryInput("pdq", inside)])  # as screening does
+    case = Cases(db).claim_next("alice")
+    Decisions(db).decide(case["reference"], "alice", DecisionInput(
+        Outcome.NO_ACTION, facts="A false match: the image is harmless."))
+    assert [banks.entry(OWN_REMOVALS_BANK, kind, value).status
+            for kind, value in (("md5", MD5), ("pdq", pdq), ("pdq", inside))] == ["withdrawn"] * 3
 
 
 def test_a_notifier_of_manifestly_unfounded_notices_is_warned_then_suspended(db_url):

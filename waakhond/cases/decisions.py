@@ -55,7 +55,10 @@ SYNTHETIC_MEDIA = "CONTENT_TYPE_SYNTHETIC_MEDIA"
 ACCOUNT_SUSPENDED = "DECISION_ACCOUNT_SUSPENDED"
 REMOVALS = frozenset({"DECISION_VISIBILITY_CONTENT_REMOVED",
                       "DECISION_VISIBILITY_CONTENT_DISABLED"})
-REMOVAL_SIGNALS = ("md5", "sha256", "pdq")
+# A decision's hashes by name -> the bank signal type each is kept as.
+REMOVAL_SIGNALS = {"md5": "md5", "sha256": "sha256", "pdq": "pdq",
+                   # the picture inside a solid border (a framed or letterboxed copy)
+                   "pdq_inside_border": "pdq"}
 # What the affected user and the notifier are told they can do (Art. 17(3)(f), 20, 21).
 REDRESS = ("You can complain about this decision free of charge within six months "
            "(POST /v1/complaints with the decision reference and your secret; a person, not a "
@@ -183,6 +186,8 @@ def _bankable(hashes: dict[str, Any]) -> dict[str, str]:
     kept = {kind: hashes[kind] for kind in ("md5", "sha256") if kind in hashes}
     if "pdq" in hashes and hashes.get("pdq_quality", 0) >= MIN_PDQ_QUALITY:
         kept["pdq"] = hashes["pdq"]
+    if hashes.get("pdq_inside_border"):  # only there when good enough; the screen banks it
+        kept["pdq_inside_border"] = hashes["pdq_inside_border"][0]
     return kept
 
 
@@ -372,13 +377,13 @@ class Removals:
         if effects.remove:
             self.banks.ensure(OWN_REMOVALS_BANK, BankKind.OWN_REMOVALS, "waakhond decisions")
             self.banks.add(OWN_REMOVALS_BANK, [
-                EntryInput(kind, value, metadata={"decision": decision_reference})
+                EntryInput(REMOVAL_SIGNALS[kind], value, metadata={"decision": decision_reference})
                 for kind, value in effects.remove.items() if kind in REMOVAL_SIGNALS])
         for kind, value in effects.withdraw.items():
             if kind in REMOVAL_SIGNALS:
                 # Not there when the bank was cleared: nothing to withdraw.
                 with contextlib.suppress(BankError):
-                    self.banks.set_status(OWN_REMOVALS_BANK, kind, value,
+                    self.banks.set_status(OWN_REMOVALS_BANK, REMOVAL_SIGNALS[kind], value,
                                           EntryStatus.WITHDRAWN)
 
 
