@@ -102,9 +102,12 @@ def test_a_failed_submission_is_kept_and_can_be_retried(db_url, tipline):
 def test_an_eu_case_is_exported_for_the_authority(db_url, country, destination):
     db = Database(db_url)
     case, _, _ = claimed(db)
-    Decisions(db).decide(case, "alice", removal())
+    # A framed copy: the picture inside the border has its own PDQ, for the authority too.
+    hashes = {"md5": "0" * 31 + "1", "pdq": "a" * 64, "pdq_inside_border": "b" * 64}
+    Decisions(db).decide(case, "alice", removal(hashes=hashes))
     crime = reports(db, DecisionLog(db))
     built = crime.build(case, "alice", ReportRequest(WHY, country=country))
+    assert built["package"]["content"]["hashes"] == hashes
     assert built["destination"]["code"] == destination
     with pytest.raises(DecisionError, match="export it"):
         crime.submit(built["reference"], "alice")

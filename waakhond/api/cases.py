@@ -61,7 +61,8 @@ class DecisionBody(BaseModel):
     end_user: str | None = Field(None, max_length=200,
                                  description="whose content it is, if the case does not say")
     hashes: dict[str, str] = Field(default_factory=dict, description=(
-        "md5 / sha256 / pdq of the content: identical copies are removed and blocked"))
+        "md5 / sha256 / pdq (and pdq_inside_border, of the picture inside a frame) of the "
+        "content: identical copies are removed and blocked"))
     manifestly_unfounded: bool = Field(False, description=(
         "a declined notice was manifestly unfounded: counts against its notifier "
         "(warning, then notices not processed for 30 days; DSA Art. 23(2))"))

@@ -27,7 +27,9 @@ import pycountry
 from waakhond.policy.dsa import CATEGORIES
 
 SCHEMA = "waakhond.crime-report/1"
-HASH_KINDS = frozenset({"md5", "sha256", "pdq"})
+# pdq_inside_border: the PDQ of the picture inside a solid border (a framed or letterboxed
+# copy), kept beside the whole image's so a hotline can match copies without the frame.
+HASH_KINDS = frozenset({"md5", "sha256", "pdq", "pdq_inside_border"})
 CHILD_SEXUAL_ABUSE_LABELS = frozenset({"SEXUAL_MINOR"})
 CHILD_SEXUAL_ABUSE_KEYWORDS = frozenset({
     "KEYWORD_CHILD_SEXUAL_ABUSE_MATERIAL",
@@ -116,7 +118,7 @@ class CaseFacts:
     why_suspected: str  # the reviewer's summary
     user: UserLocator
     country: str | None  # ISO 3166-1 alpha-2 of the state concerned; None when unknown
-    hashes: Mapping[str, str]  # md5 / sha256 / pdq of the content
+    hashes: Mapping[str, str]  # HASH_KINDS of the content
     evidence_ids: tuple[int, ...]  # the case's evidence items holding the files
     generative_ai: bool  # made or edited by an AI generator
     reviewer: str
