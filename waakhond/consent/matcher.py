@@ -130,9 +130,11 @@ class RegistryMatcher:
         matches = []
         for embedding, hits in zip(identities.embeddings, found, strict=True):
             identified = identify(hits, self._enrolment_of, self.index, self.threshold)
-            scopes = [self._scope_of[enrolment] for enrolment in
-                      (identified.enrolments if identified else ()) if enrolment in self._scope_of]
-            if identified and scopes:
+            if identified is None:
+                continue
+            scopes = [self._scope_of[enrolment] for enrolment in identified.enrolments
+                      if enrolment in self._scope_of]  # not there: deleted meanwhile
+            if scopes:
                 matches.append(RegistryMatch(embedding.face, _strictest(scopes),
                                              round(identified.distance, 3)))
         return RegistryMatches(matches)
