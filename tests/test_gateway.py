@@ -173,6 +173,23 @@ def test_only_verified_users_may_edit_photos_of_people(stack, maker):
     assert report["manifest"]["digital_source_type"] == EDITED and report["ours"]
 
 
+def test_the_prompts_labels_reach_the_output_screen(stack, maker, monkeypatch):
+    screener = stack.gateway.screener
+    seen: list[list[str]] = []
+    real_check = screener.check_decoded
+
+    def check_decoded(*args, **kwargs):
+        verdict = real_check(*args, **kwargs)
+        seen.append(list(verdict.signals.get("prompt_labels", ())))
+        return verdict
+
+    monkeypatch.setattr(screener, "check_decoded", check_decoded)
+    response = maker.images.generate(
+        prompt="portrait of an elf queen, intricate, highly detailed, artstation", size="256x256")
+    assert extra(response)["actions"] == ["allow"]
+    assert seen == [["NUDITY_PRONE"]]  # the policy saw them (a harmless picture: allowed)
+
+
 def test_an_output_in_a_victims_bank_is_withheld(stack, maker):
     prompt = "a quiet harbour at dawn with two fishing boats"
     output = DemoUpstream().create(ImageRequest(prompt=prompt, size="256x256"))[0]

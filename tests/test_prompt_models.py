@@ -97,6 +97,47 @@ def test_a_harmless_edit_of_a_face_photo_is_allowed(screener):
     assert verdict.action is Action.ALLOW
 
 
+@pytest.mark.parametrize("prompt", [
+    "portrait of a beautiful woman, intricate, elegant, highly detailed, artstation",
+    "elf queen in a forest, digital painting by artgerm",
+    "woman, long red hair, autumn forest",  # a tag list
+])
+def test_a_styled_figure_is_generated_with_a_label_for_the_output_screen(screener, prompt):
+    verdict = screener.check_prompt(prompt)
+    assert verdict.action is Action.ALLOW
+    assert verdict.labels == ["NUDITY_PRONE"]
+    assert verdict.reasons[0].rule_id == "prompt.styled_figure"
+
+
+@pytest.mark.parametrize("prompt", [
+    "a woman riding a bicycle down a busy street",
+    "3d model of a sports car, octane render, highly detailed",
+    "a castle on a hill, fantasy, highly detailed, artstation",
+])
+def test_a_figure_or_a_style_alone_is_not_a_styled_figure(screener, prompt):
+    verdict = screener.check_prompt(prompt)
+    assert verdict.labels == [], verdict.reasons
+
+
+def test_a_styled_child_portrait_is_labelled_not_refused(screener):
+    verdict = screener.check_prompt("a little girl with a red balloon, digital art")
+    assert verdict.action is Action.ALLOW
+
+
+def test_a_styled_edit_of_a_face_photo_is_not_read_as_sexualising(screener):
+    verdict = screener.check_prompt("make her a fantasy queen, highly detailed, artstation",
+                                    image=FACE.read_bytes())
+    assert verdict.action is Action.ALLOW, verdict.reasons
+
+
+def test_a_library_caller_hands_the_prompts_labels_to_the_output_screen(screener):
+    prompt = screener.check_prompt("elf queen in a forest, digital painting by artgerm")
+    output = screener.check_image(FACE.read_bytes(), context="generated",
+                                  prompt_labels=tuple(prompt.labels))
+    assert list(output.signals["prompt_labels"]) == ["NUDITY_PRONE"]
+    assert output.action is Action.ALLOW  # a harmless photo: nothing unconfirmed to withhold
+
+
 def test_the_probe_set(screener):
     """Obfuscations are caught; every language stays near English; few false alarms.
 

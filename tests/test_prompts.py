@@ -25,7 +25,7 @@ from waakhond.signals.prompt import (
 from waakhond.text.lexicon import PhraseIndex
 from waakhond.text.normalise import views
 
-PROMPT, EDIT = Context.PROMPT, Context.EDIT_INPUT
+PROMPT, EDIT, GENERATED = Context.PROMPT, Context.EDIT_INPUT, Context.GENERATED
 
 
 # --- normalisation ----------------------------------------------------------------------
@@ -166,6 +166,30 @@ def test_nudity_prone_wording_with_a_minor_is_blocked():
     decision = decide(PROMPT, nudity_prone=0.9, minor=0.9)
     assert decision.action is Action.BLOCK
     assert {"NUDITY_PRONE", "POSSIBLE_MINOR"} <= set(decision.labels)
+
+
+def test_a_styled_figure_is_generated_with_a_label_even_with_a_minor():
+    for scores in ({"styled_figure": 0.9}, {"styled_figure": 0.9, "minor": 0.9}):
+        decision = decide(PROMPT, **scores)
+        assert decision.action is Action.ALLOW
+        assert decision.labels == ["NUDITY_PRONE"]
+
+
+@pytest.mark.parametrize("labels", [("NUDITY_PRONE",), ("SUGGESTIVE",)])
+def test_unconfirmed_nudity_after_a_flagged_prompt_is_withheld(labels):
+    signals = make_signals(exposed=0.5, nsfw=0.05, faces=[ADULT])
+    assert load_policy(None).decide(signals, GENERATED).action is Action.ALLOW
+    signals.prompt_labels = labels
+    decision = load_policy(None).decide(signals, GENERATED)
+    assert decision.action is Action.BLOCK
+    assert decision.reasons[0].rule_id == "adult.generated_uncertain_nudity_after_flagged_prompt"
+    assert decision.reasons[0].evidence["prompt_labels"] == list(labels)
+
+
+def test_a_flagged_prompt_changes_nothing_for_an_upload():
+    signals = make_signals(exposed=0.5, nsfw=0.05, faces=[ADULT])
+    signals.prompt_labels = ("NUDITY_PRONE",)
+    assert load_policy(None).decide(signals, Context.UPLOAD).action is Action.ALLOW
 
 
 @pytest.mark.parametrize("scores", [{"minor": 0.95}, {"real_person": 0.9}, {}])

@@ -103,30 +103,35 @@ class Screener:
         context: str | Context = Context.UPLOAD,
         country: str | None = None,
         source: str | None = None,
+        prompt_labels: tuple[str, ...] = (),
     ) -> Verdict:
         """Screen image bytes. Raises InputError for unreadable input, UnknownCountry for a
-        country code that does not exist; every other problem becomes a blocking verdict."""
+        country code that does not exist; every other problem becomes a blocking verdict.
+        For a generated image, ``prompt_labels`` are its prompt verdict's labels."""
         _image_context(context)  # refuse a wrong context or country before decoding
         normalise_country(country)
         started = time.perf_counter()
         image = decode_image(data, self.settings.intake)
         return self.check_decoded(image, context, country, source,
-                                  intake_ms=_ms_since(started))
+                                  intake_ms=_ms_since(started), prompt_labels=prompt_labels)
 
     def check_decoded(self, image: DecodedImage, context: str | Context = Context.UPLOAD,
                       country: str | None = None, source: str | None = None,
                       intake_ms: float = 0.0,
-                      input_faces: tuple[ReferenceFace, ...] = ()) -> Verdict:
+                      input_faces: tuple[ReferenceFace, ...] = (),
+                      prompt_labels: tuple[str, ...] = ()) -> Verdict:
         """Screen an image that already passed intake, for callers that use its pixels
         afterwards (the gateway marks what it lets through) and should not decode twice.
         ``input_faces``: for an edit's output, the faces of its input photo (the verdict of
-        the edit request has them), so the policy sees whether the output shows them."""
+        the edit request has them), so the policy sees whether the output shows them.
+        ``prompt_labels``: for a generated image, its prompt's labels (SUGGESTIVE,
+        NUDITY_PRONE...), so the policy can be stricter where the prompt made nudity likely."""
         ctx = _image_context(context)
         code = normalise_country(country)
         policy = load_policy(code)
         timings = {"intake": intake_ms}
         return self._decide(ctx, code, policy, image, timings, source,
-                            SignalSet(input_faces=input_faces))
+                            SignalSet(input_faces=input_faces, prompt_labels=prompt_labels))
 
     def check_prompt(
         self,

@@ -194,8 +194,7 @@ class Gateway:
         withheld: list[ScreenResult] = []
         for data in produced:
             # An edit's outputs are compared with the faces of its input photo.
-            verdict, image = self._screen_output(data, request.country,
-                                                 prompt.verdict.reference_faces)
+            verdict, image = self._screen_output(data, request.country, prompt.verdict)
             screened = self._judged(verdict, Stage.OUTPUT, request_id, request,
                                     [ContentToPreserve(data, _mime_type(data))])
             if image is not None and screened.verdict.action in PASSING:
@@ -215,8 +214,9 @@ class Gateway:
                                 [s.reference for s in withheld], latest)
 
     def _screen_output(self, data: bytes, country: str | None,
-                       input_faces: tuple[Any, ...]) -> tuple[Verdict, DecodedImage | None]:
-        """The verdict, and the decoded image for marking (decoded once, used twice)."""
+                       prompt: Verdict) -> tuple[Verdict, DecodedImage | None]:
+        """The verdict, and the decoded image for marking (decoded once, used twice). The
+        prompt's verdict brings the input photo's faces and the prompt's labels."""
         try:
             image = decode_image(data, self.screener.settings.intake)
         except InputError as exc:  # the generator sent something we cannot read: withheld
@@ -224,7 +224,8 @@ class Gateway:
                             f"The generator returned content that cannot be screened "
                             f"({exc.code}), so it is withheld.", None), None
         return self.screener.check_decoded(image, Context.GENERATED, country,
-                                           input_faces=input_faces), image
+                                           input_faces=prompt.reference_faces,
+                                           prompt_labels=tuple(prompt.labels)), image
 
     def _mark(self, image: DecodedImage, verdict: Verdict, image_request: ImageRequest,
               request: Request, request_id: str) -> MarkedOutput:

@@ -284,6 +284,15 @@ def _registry_no_edits(signals: SignalSet, t: Thresholds) -> Fact:
     return _registry(signals, {"no_edits"})
 
 
+# Prompt labels under which an output's unconfirmed nudity is withheld rather than let through.
+_NUDITY_LIKELY_LABELS = frozenset({"SUGGESTIVE", "NUDITY_PRONE"})
+
+
+def _prompt_made_nudity_likely(signals: SignalSet, t: Thresholds) -> Fact:
+    labels = sorted(_NUDITY_LIKELY_LABELS.intersection(signals.prompt_labels))
+    return Fact(bool(labels), {"prompt_labels": labels} if labels else {})
+
+
 def _detector_failed(signals: SignalSet, t: Thresholds) -> Fact:
     return Fact(bool(signals.errors), {"failed_detectors": sorted(signals.errors)})
 
@@ -297,6 +306,7 @@ _DERIVATIONS: dict[str, Callable[[SignalSet, Thresholds], Fact]] = {
     "age_unverified": _age_unverified,
     "declared_ai": _declared_ai,
     "detector_failed": _detector_failed,
+    "prompt_made_nudity_likely": _prompt_made_nudity_likely,
     "same_person_as_input": _same_person_as_input,
     "input_possible_minor": _input_possible_minor,
     "registry_no_sexual": _registry_no_sexual,

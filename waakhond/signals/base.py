@@ -165,8 +165,10 @@ class SignalSet:
     prompt: PromptIntents | None = None
     identities: Identities | None = None
     registry_matches: RegistryMatches | None = None
-    # Given by the caller, not found by a detector: the faces of an edit's input photo.
+    # Given by the caller, not found by a detector: the faces of an edit's input photo, and
+    # the labels of the prompt that produced a generated image.
     input_faces: tuple[ReferenceFace, ...] = ()
+    prompt_labels: tuple[str, ...] = ()
     errors: dict[str, str] = field(default_factory=dict)  # detector name -> what went wrong
     versions: dict[str, str] = field(default_factory=dict)
 

@@ -1,8 +1,8 @@
 """Prompt intents: what a text-to-image prompt or an edit instruction asks for.
 
-Six intents are scored separately, 0..1: sexual, suggestive, undress (an edit that removes or
-sexualises clothing), minor, real_person, and nudity_prone (lexicons only). Each score is the
-larger of two independent views:
+Seven intents are scored separately, 0..1: sexual, suggestive, undress (an edit that removes or
+sexualises clothing), minor, real_person, and two the lexicons alone score: nudity_prone and
+styled_figure. Each score is the larger of two independent views:
 - the lexicons (waakhond/text/lexicons), matched on the prompt as typed and de-obfuscated, in
   English, the languages the prompt is plausibly in, and every non-Latin script;
 - the classifier on multilingual embeddings of the de-obfuscated prompt (USE for the languages
@@ -31,9 +31,13 @@ from waakhond.text.classifier import (
 )
 from waakhond.text.normalise import views
 
-# The classifier's intents, and one the lexicons alone score: wording that image generators
-# often answer with nudity although it does not ask for it ("by Bouguereau", "voluptuous").
-PROMPT_INTENTS = (*CLASSIFIER_INTENTS, "nudity_prone")
+# The classifier's intents, and two the lexicons alone score, for wording that image
+# generators often answer with nudity although it does not ask for it: nudity_prone ("by
+# Bouguereau", "voluptuous") and styled_figure (a woman or a body in generator style words).
+PROMPT_INTENTS = (*CLASSIFIER_INTENTS, "nudity_prone", "styled_figure")
+# A styled figure: a `figure` word with a `generator_style` word, or in a tag list (this many
+# commas: "woman, red hair, forest" reads as a generator prompt, "a woman on a bike" does not).
+_TAG_LIST_COMMAS = 2
 LEXICON_SCORE = 0.9
 NAMED_PERSON_SCORE = 0.7
 BENIGN_PHRASES = Path(__file__).parents[1] / "text" / "benign_phrases.yaml"
@@ -115,6 +119,7 @@ class PromptIntentDetector:
         hits = lexicon.match((blanked[typed], blanked[plain]), codes)
         chosen = self._classifiers[kind_for(codes).name]
         classifier = chosen.scores(plain)
+        hits = _styled_figure(hits, plain)
         found = {hit.intent for hit in hits}
         scores = {i: max(classifier.get(i, 0.0), LEXICON_SCORE * (i in found))
                   for i in PROMPT_INTENTS}
@@ -132,6 +137,19 @@ class PromptIntentDetector:
             named_person=named,
             embedding=chosen.kind.name,
         )
+
+
+def _styled_figure(hits: list[lexicon.Hit], text: str) -> list[lexicon.Hit]:
+    """The hits, with figure and style words kept (as styled_figure) only where together they
+    make a styled figure: alone, neither says anything."""
+    parts = ("figure", "generator_style")
+    own = [hit for hit in hits if hit.intent in parts]
+    others = [hit for hit in hits if hit.intent not in parts]
+    kinds = {hit.intent for hit in own}
+    if "figure" not in kinds or ("generator_style" not in kinds
+                                 and text.count(",") < _TAG_LIST_COMMAS):
+        return others
+    return others + [lexicon.Hit("styled_figure", hit.term, hit.language) for hit in own]
 
 
 class _Classifier:

@@ -20,7 +20,8 @@ from waakhond.errors import PolicyError
 from waakhond.text import words
 
 LEXICON_DIR = Path(__file__).with_name("lexicons")
-INTENTS = ("sexual", "suggestive", "undress", "minor", "real_person", "nudity_prone", "pronoun")
+INTENTS = ("sexual", "suggestive", "undress", "minor", "real_person", "nudity_prone", "pronoun",
+           "figure", "generator_style")
 ALWAYS = "en"
 # A language other than the most likely one joins the match from this probability on.
 _PLAUSIBLE = 0.15
