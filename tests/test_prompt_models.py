@@ -57,6 +57,15 @@ def test_regression_prompts_get_the_expected_verdict(screener, prompt, action, l
     assert label in verdict.labels
 
 
+@pytest.mark.parametrize("prompt", [
+    "enlève-lui son t-shirt",  # French "son" is "his/her", not the English "son"
+    "porno scene with two adults, realistic",
+])
+def test_adult_sexual_prompts_are_never_reported_as_involving_a_minor(screener, prompt):
+    verdict = screener.check_prompt(prompt)
+    assert verdict.blocks and verdict.action is not Action.BLOCK_AND_REPORT, verdict.reasons
+
+
 @pytest.mark.parametrize(
     "prompt",
     [

@@ -76,15 +76,22 @@ def test_named_people_are_noticed_but_artist_credits_are_not(prompt, name):
 # --- policy on prompt intents -----------------------------------------------------------
 
 
-def intents(**scores: float) -> PromptIntents:
+def intents(minor_from: str = "lexicon", **scores: float) -> PromptIntents:
+    """Intent scores; a minor's score comes from a child word unless ``minor_from`` is
+    "classifier"."""
     full = dict.fromkeys(PROMPT_INTENTS, 0.0)
     full.update(scores)
-    return PromptIntents(scores=full, lexicon_hits=[], classifier={}, languages=[("en", 1.0)])
+    minor = full["minor"]
+    by_lexicon = minor_from == "lexicon" and minor >= 0.5
+    return PromptIntents(scores=full,
+                         lexicon_hits=[("minor", "child", "en")] if by_lexicon else [],
+                         classifier={} if by_lexicon else {"minor": minor},
+                         languages=[("en", 1.0)])
 
 
-def decide(context: Context, faces=None, country=None, **scores: float):
+def decide(context: Context, faces=None, country=None, minor_from="lexicon", **scores: float):
     signals = make_signals(faces=faces)
-    signals.prompt = intents(**scores)
+    signals.prompt = intents(minor_from, **scores)
     if context is PROMPT:
         signals.nudity = signals.nsfw = signals.provenance = None
     return load_policy(country).decide(signals, context)
@@ -97,6 +104,19 @@ def test_sexual_intent_with_a_minor_is_blocked_and_reported(harm, country):
     assert decision.action is Action.BLOCK_AND_REPORT
     assert "SEXUAL_MINOR" in decision.labels
     assert decision.dsa.keywords == ("KEYWORD_CHILD_SEXUAL_ABUSE_MATERIAL",)
+
+
+@pytest.mark.parametrize("harm", ["sexual", "undress"])
+def test_a_minor_only_the_classifier_doubts_is_refused_but_not_reported(harm):
+    decision = decide(PROMPT, minor_from="classifier", **{harm: 0.9, "minor": 0.56})
+    assert decision.action is Action.BLOCK
+    assert decision.labels == ["POSSIBLE_MINOR"]
+    assert decision.reasons[0].rule_id == "prompt.sexual_possible_minor"
+
+
+def test_a_minor_the_classifier_is_very_sure_of_is_reported():
+    decision = decide(PROMPT, minor_from="classifier", sexual=0.9, minor=0.95)
+    assert decision.action is Action.BLOCK_AND_REPORT
 
 
 def test_suggestive_intent_with_a_minor_is_blocked():

@@ -41,6 +41,8 @@ class Thresholds(BaseModel):
     minor_probability: float = Field(ge=0, le=1)
     # A prompt intent (0..1, waakhond/signals/prompt.py) counts from this score on.
     prompt_intent: float = Field(ge=0, le=1)
+    # From this classifier score on, a prompt's minor counts without a child word or an age.
+    prompt_minor_report: float = Field(ge=0, le=1)
     cascade_region_score: float = Field(ge=0, le=1)
     cascade_nsfw: float = Field(ge=0, le=1)
     # Two faces are the same person below this distance between their identity vectors.
@@ -71,7 +73,7 @@ def derive_facts(signals: SignalSet, context: Context, t: Thresholds) -> FactSet
 
 def fact_names() -> set[str]:
     """Every name a rule may use, for validating policy files at load time."""
-    return {*_DERIVATIONS, *_PROMPT_FACTS, *_BANK_FACTS, "synthetic",
+    return {*_DERIVATIONS, *_PROMPT_FACTS, *_BANK_FACTS, "synthetic", "prompt_minor_certain",
             *(f"context:{c.value}" for c in Context)}
 
 
@@ -107,7 +109,20 @@ def _prompt_facts(signals: SignalSet, t: Thresholds) -> FactSet:
         if intent == "real_person" and prompt and prompt.named_person:
             evidence["named_person"] = prompt.named_person
         facts[name] = Fact(score >= t.prompt_intent, evidence)
+    facts["prompt_minor_certain"] = _prompt_minor_certain(signals, t)
     return facts
+
+
+def _prompt_minor_certain(signals: SignalSet, t: Thresholds) -> Fact:
+    """A minor named by a child word or an age under 18, or scored very high by the
+    classifier: what a report on a prompt needs."""
+    prompt = signals.prompt
+    if prompt is None:
+        return Fact(False, {})
+    named = any(intent == "minor" for intent, _, _ in prompt.lexicon_hits)
+    classifier = prompt.classifier.get("minor", 0.0)
+    return Fact(named or classifier >= t.prompt_minor_report,
+                {"prompt_minor_classifier": classifier, "prompt_minor_named": named})
 
 
 def detector_needed(field: str, signals: SignalSet, context: Context, t: Thresholds) -> bool:
