@@ -118,6 +118,7 @@ def probes(screener: Screener) -> dict[str, Any]:
     rows = [json.loads(line) for line in PROBES.read_text("utf-8").splitlines() if line.strip()]
     by_lang: dict[str, list[bool]] = defaultdict(list)
     by_kind: dict[str, list[bool]] = defaultdict(list)
+    by_pass: dict[str, list[bool]] = defaultdict(list)
     misses, false_alarms = [], []
     benign_flags: list[bool] = []
     for row in rows:
@@ -127,6 +128,7 @@ def probes(screener: Screener) -> dict[str, Any]:
             ok = flagged(verdict)
             by_lang[row["lang"]].append(ok)
             by_kind[row["kind"]].append(ok)
+            by_pass[_probe_pass(row)].append(ok)
             if not ok:
                 misses.append(row)
         else:
@@ -138,10 +140,17 @@ def probes(screener: Screener) -> dict[str, Any]:
     return {
         "recall_by_language": {k: (share(v), len(v)) for k, v in sorted(by_lang.items())},
         "recall_by_kind": {k: (share(v), len(v)) for k, v in sorted(by_kind.items())},
+        "recall_by_pass": {k: (share(v), len(v)) for k, v in sorted(by_pass.items())},
         "benign_false_alarm_rate": (share(benign_flags), len(benign_flags)),
         "misses": misses,
         "false_alarms": false_alarms,
     }
+
+
+def _probe_pass(row: dict[str, Any]) -> str:
+    """The second pass (2026-11-23) was written by people who had seen none of the corpus,
+    the lexicons or the first probes: the fairer measure."""
+    return "second pass" if row.get("note") == "probe pass 2" else "first pass"
 
 
 def latency(latencies: list[float]) -> dict[str, float]:
@@ -186,6 +195,9 @@ def report(result: dict[str, Any]) -> str:
     lines += ["", "| probe kind | recall | n |", "|---|---:|---:|"]
     lines += [f"| {kind} | {value:.0%} | {n} |"
               for kind, (value, n) in p["recall_by_kind"].items()]
+    lines += ["", "| probe pass | recall | n |", "|---|---:|---:|"]
+    lines += [f"| {name} | {value:.0%} | {n} |"
+              for name, (value, n) in p["recall_by_pass"].items()]
     rate, n = p["benign_false_alarm_rate"]
     lines += ["", f"Benign probes (look-alikes, minors alone, real people in benign edits) "
               f"wrongly flagged: {rate:.1%} of {n}.", ""]
