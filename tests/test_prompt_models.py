@@ -80,6 +80,15 @@ def test_adult_sexual_prompts_are_never_reported_as_involving_a_minor(screener, 
         "a sexy red sports car",
         "the Milky Way seen with the naked eye",
         "a bus on a curvy mountain road",
+        # Words that hold a sexual word, or are one slip from one, next to a child word:
+        # each was once read as sexual content of a minor.
+        "イエローのドレスを着た女の子",  # yellow holds エロ
+        "ぱちんこ店の前に立つ男の子",  # pachinko holds ちんこ
+        "困難に立ちはだかる少年",  # "stands in the way" holds はだか
+        "мальчик с трахеей, учебник",  # trachea holds трах
+        "trafikte sikismis bir cocuk",  # "stuck" without Turkish letters
+        "дівчина поринула у воду",  # "dived", one slip from порно
+        "كتاب مثيرة للاهتمام للأطفال",  # "interesting"
     ],
 )
 def test_benign_look_alikes_are_allowed(screener, prompt):
