@@ -85,9 +85,9 @@ def test_adult_sexual_prompts_are_never_reported_as_involving_a_minor(screener, 
         "イエローのドレスを着た女の子",  # yellow holds エロ
         "ぱちんこ店の前に立つ男の子",  # pachinko holds ちんこ
         "困難に立ちはだかる少年",  # "stands in the way" holds はだか
-        "мальчик с трахеей, учебник",  # trachea holds трах
+        "мальчик с трахеей, учебник",  # noqa: RUF001 (Cyrillic) trachea holds трах
         "trafikte sikismis bir cocuk",  # "stuck" without Turkish letters
-        "дівчина поринула у воду",  # "dived", one slip from порно
+        "дівчина поринула у воду",  # noqa: RUF001 (Cyrillic) "dived", one slip from порно
         "كتاب مثيرة للاهتمام للأطفال",  # "interesting"
     ],
 )
