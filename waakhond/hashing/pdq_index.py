@@ -189,6 +189,7 @@ def _search_tables(offsets: np.ndarray, table_starts: np.ndarray, order: np.ndar
             for m in range(_MASK_COUNTS[c]):
                 bucket = table_starts[c] + (keys[c] ^ _FLIP_MASKS[m])
                 _prefetch(offsets, bucket)
+                # ``low`` holds the bucket until its bounds have arrived (next loop).
                 low[probe], chunk_of_probe[probe] = bucket, c
                 probe += 1
         for p in range(probes):
