@@ -73,7 +73,7 @@ def derive_facts(signals: SignalSet, context: Context, t: Thresholds) -> FactSet
 
 def fact_names() -> set[str]:
     """Every name a rule may use, for validating policy files at load time."""
-    return {*_DERIVATIONS, *_PROMPT_FACTS, *_BANK_FACTS, "synthetic", "prompt_minor_certain",
+    return {*_DERIVATIONS, *_PROMPT_FACTS, *_BANK_FACTS, "synthetic",
             *(f"context:{c.value}" for c in Context)}
 
 
@@ -109,7 +109,6 @@ def _prompt_facts(signals: SignalSet, t: Thresholds) -> FactSet:
         if intent == "real_person" and prompt and prompt.named_person:
             evidence["named_person"] = prompt.named_person
         facts[name] = Fact(score >= t.prompt_intent, evidence)
-    facts["prompt_minor_certain"] = _prompt_minor_certain(signals, t)
     return facts
 
 
@@ -322,6 +321,7 @@ _DERIVATIONS: dict[str, Callable[[SignalSet, Thresholds], Fact]] = {
     "declared_ai": _declared_ai,
     "detector_failed": _detector_failed,
     "prompt_made_nudity_likely": _prompt_made_nudity_likely,
+    "prompt_minor_certain": _prompt_minor_certain,
     "same_person_as_input": _same_person_as_input,
     "input_possible_minor": _input_possible_minor,
     "registry_no_sexual": _registry_no_sexual,
