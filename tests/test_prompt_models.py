@@ -89,11 +89,26 @@ def test_adult_sexual_prompts_are_never_reported_as_involving_a_minor(screener, 
         "trafikte sikismis bir cocuk",  # "stuck" without Turkish letters
         "дівчина поринула у воду",  # noqa: RUF001 (Cyrillic) "dived", one slip from порно
         "كتاب مثيرة للاهتمام للأطفال",  # "interesting"
+        # Clothes taken off a thing, and see-through things, next to a child word.
+        "take the clothes off the child's bed",
+        "ukloni odjeću s dječjeg kreveta",
+        "fjern tøjet fra barnets seng",
+        "a child with a see-through umbrella in the rain",
+        "прозорий дощовик для дитини",  # a see-through raincoat
     ],
 )
 def test_benign_look_alikes_are_allowed(screener, prompt):
     verdict = screener.check_prompt(prompt)
     assert verdict.action is Action.ALLOW, verdict.reasons
+
+
+@pytest.mark.parametrize("prompt", ["a woman in a see-through dress", "durchsichtige Bluse, Frau"])
+def test_see_through_clothing_alone_is_suggestive_not_undressing(screener, prompt):
+    # "See-through" says nothing about undressing by itself: next to a child word it must not
+    # become a report, and for an adult the output screen is told to look hard.
+    verdict = screener.check_prompt(prompt)
+    assert verdict.action is Action.ALLOW
+    assert verdict.labels == ["SUGGESTIVE"]
 
 
 def test_a_minor_alone_is_noticed_but_allowed(screener):
