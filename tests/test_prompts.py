@@ -20,6 +20,7 @@ from waakhond.signals.prompt import (
     PROMPT_INTENTS,
     PromptIntents,
     named_person,
+    phrase_pattern,
     without_benign_phrases,
 )
 from waakhond.text.lexicon import PhraseIndex
@@ -62,6 +63,19 @@ def test_benign_phrases_are_blanked_before_keyword_matching():
     assert "nude" not in without_benign_phrases("nude lipstick on a marble table")
     assert "breast" not in without_benign_phrases("chicken breast with rice")
     assert "nude" in without_benign_phrases("nude woman with lipstick")
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("red nude lips here", ["nude lips"]),  # the longest of the phrases that start there
+    ("nude lip gloss", ["nude lip"]),
+    ("nude lipstick", []),  # whole words only
+    ("a naked eye, a naked eyebrow", ["naked eye"]),
+    ("裸色口红", ["裸色"]),  # no word boundaries in Chinese
+    ("a cat", []),
+])
+def test_phrases_are_found_whole_and_longest_first(text, found):
+    pattern = phrase_pattern(["nude lip", "nude lips", "naked eye", "裸色"])
+    assert [match.group() for match in pattern.finditer(text)] == found
 
 
 @pytest.mark.parametrize(

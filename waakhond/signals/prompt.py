@@ -64,14 +64,34 @@ _COLOUR_WINDOW = 2
 _CJK_START = 0x2E80
 
 
-def _alternation(phrases: list[str]) -> re.Pattern[str]:
-    def bounded(phrase: str) -> str:
-        # Chinese, Japanese and Korean are written without spaces: no word boundaries there.
-        if ord(phrase[0]) >= _CJK_START:
-            return re.escape(phrase)
-        return rf"(?<!\w){re.escape(phrase)}(?!\w)"
+def phrase_pattern(phrases: list[str]) -> re.Pattern[str]:
+    """One pattern that finds any of the phrases, the longest where several start at the same
+    place. Whole words only, except in Chinese, Japanese and Korean, written without spaces."""
+    spaced = [p for p in phrases if ord(p[0]) < _CJK_START]
+    unspaced = [p for p in phrases if ord(p[0]) >= _CJK_START]
+    return re.compile(rf"(?<!\w){_trie(spaced)}(?!\w)|{_trie(unspaced)}")
 
-    return re.compile("|".join(bounded(p) for p in sorted(phrases, key=len, reverse=True)))
+
+def _trie(phrases: list[str]) -> str:
+    """The phrases as a regular expression that shares their common beginnings, longest
+    continuation first. Python's re tries a plain alternation's branches one after another at
+    every position: with a thousand benign phrases that cost 1.6 ms a prompt."""
+    root: dict[str, dict] = {}
+    for phrase in phrases:
+        node = root
+        for char in phrase:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def pattern(node: dict[str, dict]) -> str:
+        branches = [re.escape(char) + pattern(rest) for char, rest in sorted(node.items()) if char]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        # A phrase ends here and a longer one goes on: try the longer one first (greedy ?).
+        return f"(?:{body})?" if "" in node else body
+
+    return f"(?:{pattern(root)})" if root else "(?!)"
 
 
 @cache
@@ -79,7 +99,7 @@ def _benign_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
     groups = yaml.safe_load(BENIGN_PHRASES.read_text("utf-8"))
     colour = groups.pop("nude_colour_context")
     phrases = [p for group in groups.values() for p in group]
-    return _alternation(phrases), _alternation(colour)
+    return phrase_pattern(phrases), phrase_pattern(colour)
 
 
 def without_benign_phrases(text: str) -> str:
