@@ -107,6 +107,17 @@ def test_benign_look_alikes_are_allowed(screener, prompt):
     assert verdict.action is Action.ALLOW, verdict.reasons
 
 
+@pytest.mark.parametrize("prompt", [
+    "skróć spódnicę córki",  # shorten my daughter's skirt
+    "maak de rok korter van mijn dochter",
+])
+def test_shortening_a_childs_skirt_is_refused_but_never_reported(screener, prompt):
+    # A shorter skirt is suggestive at most: refused next to a child word, not reported as
+    # sexual content of a minor.
+    verdict = screener.check_prompt(prompt)
+    assert verdict.blocks and verdict.action is not Action.BLOCK_AND_REPORT, verdict.reasons
+
+
 @pytest.mark.parametrize("prompt", ["a woman in a see-through dress", "durchsichtige Bluse, Frau"])
 def test_see_through_clothing_alone_is_suggestive_not_undressing(screener, prompt):
     # "See-through" says nothing about undressing by itself: next to a child word it must not
