@@ -309,6 +309,27 @@ def test_phrases_are_looked_up_word_by_word_across_punctuation_and_prefixes():
     assert index.hits("nude", ("undress",), "en") == []  # intents not asked for are skipped
 
 
+@pytest.mark.parametrize(("text", "languages", "partial"), [
+    ("un garçon torse nu", ["fr"], "torse nu"),
+    ("ein junge mit nacktem oberkörper", ["de"], "mit nacktem oberkörper"),
+    ("un băiat cu pieptul gol", ["ro"], "cu pieptul gol"),
+])
+def test_a_naked_word_inside_a_partly_undressed_phrase_is_not_read_as_nudity(text, languages,
+                                                                              partial):
+    # Bare-chested is suggestive: the word for naked inside that phrase must not also count
+    # as sexual, or next to a child word the prompt would be reported.
+    from waakhond.text.lexicon import match
+
+    hits = {(hit.intent, hit.term) for hit in match((text,), languages)}
+    assert ("suggestive", partial) in hits
+    assert not {intent for intent, _ in hits} & {"sexual", "undress"}
+
+
+def test_a_naked_word_outside_the_phrase_still_counts():
+    assert _sexual_terms("torse nu, puis nu intégral", ["fr"]) == {"nu"}
+    assert _sexual_terms("mit nacktem oberkörper, ganz nackt", ["de"]) == {"nackt"}
+
+
 def test_nude_as_a_colour_is_not_a_keyword_in_any_language():
     assert "nude" not in without_benign_phrases("rossetto nude e décolleté color nude")
     assert "nude" in without_benign_phrases("nude woman on a sofa")

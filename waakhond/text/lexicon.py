@@ -9,7 +9,7 @@ Dutch), and a sexual word next to such a collision would read as sexual content 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
 
@@ -39,6 +39,9 @@ class Hit:
     intent: str
     term: str
     language: str
+    # Where the term was found in the text matched (character offsets, end exclusive).
+    start: int = field(default=0, compare=False)
+    end: int = field(default=0, compare=False)
 
 
 # Intents matched in every language, whatever the prompt's identified language, so that one
@@ -98,7 +101,7 @@ class PhraseIndex:
             for term in self._starting_with(word):
                 if term.intent in intents and _continues(term, spans, i):
                     end = spans[i + len(term.words) - 1][2]
-                    found.append(Hit(term.intent, text[start:end], language))
+                    found.append(Hit(term.intent, text[start:end], language, start, end))
         return found
 
 
@@ -136,12 +139,13 @@ class Lexicon:
             found = []
         else:
             found = [
-                Hit(intent, match.group(), self.language)
+                Hit(intent, match.group(), self.language, match.start(), match.end())
                 for intent, pattern in self.patterns.items() if intent in intents
                 for match in pattern.finditer(text)
             ]
         if self.age and "minor" in intents and any(c.isdigit() for c in text):
-            found += [Hit("minor", m.group(), self.language) for m in self.age.finditer(text)]
+            found += [Hit("minor", m.group(), self.language, m.start(), m.end())
+                      for m in self.age.finditer(text)]
         return found
 
     def misspellings(self, text: str) -> list[Hit]:
@@ -149,14 +153,16 @@ class Lexicon:
         or two swapped ("nakid", "nuda", "nakde"), also before an ending when the word takes
         endings ("naakde" for "naakte", from "naakt*"). The caller drops real words."""
         found = []
-        for token in _TOKEN.findall(text):
+        for match in _TOKEN.finditer(text):
+            token = match.group()
             if len(token) < _MIN_FOREIGN or token in self.words:
                 continue
             word = self._slip_of(token) or next(
                 (stem for piece in self._pieces(token)
                  if (stem := self._slip_of(piece)) in self.stems), None)
             if word:
-                found.append(Hit(self.words[word], f"{token}~{word}", self.language))
+                found.append(Hit(self.words[word], f"{token}~{word}", self.language,
+                                 match.start(), match.end()))
         return found
 
     def _slip_of(self, token: str) -> str | None:
@@ -281,17 +287,30 @@ def match(texts: tuple[str, ...], languages: list[str]) -> list[Hit]:
     # eight, is a slip from "nocht", naked). A slip read wrongly next to a child word would
     # become a report, so a prompt that cannot be checked is not read for slips at all.
     checkable = all(words.listed(language) for language in spoken)
-    distinct = tuple(dict.fromkeys(texts))  # most prompts carry no obfuscation: one scan
-    for code, lexicon in lexicons().items():
-        trusted = code == ALWAYS or code in languages or not lexicon.latin
-        found = [hit for text in distinct
-                 for hit in lexicon.hits(text, INTENTS if trusted else CROSS_LANGUAGE)]
-        if not trusted:
-            found = [hit for hit in found if len(hit.term) >= _MIN_FOREIGN
-                     and not words.common(hit.term, spoken)]
-        elif texts and checkable and (code == ALWAYS or code in languages):
-            found += [hit for hit in lexicon.misspellings(texts[-1])
-                      if not words.common(hit.term.split("~")[0], spoken)]
-        for hit in found:
+    for text in dict.fromkeys(texts):  # most prompts carry no obfuscation: one scan
+        found = []
+        for code, lexicon in lexicons().items():
+            trusted = code == ALWAYS or code in languages or not lexicon.latin
+            in_lexicon = lexicon.hits(text, INTENTS if trusted else CROSS_LANGUAGE)
+            if not trusted:
+                in_lexicon = [hit for hit in in_lexicon if len(hit.term) >= _MIN_FOREIGN
+                              and not words.common(hit.term, spoken)]
+            elif text == texts[-1] and checkable and (code == ALWAYS or code in languages):
+                in_lexicon += [hit for hit in lexicon.misspellings(text)
+                               if not words.common(hit.term.split("~")[0], spoken)]
+            found += in_lexicon
+        for hit in _outside_partial_undress(found):
             hits.setdefault((hit.intent, hit.term, hit.language), hit)
     return list(hits.values())
+
+
+def _outside_partial_undress(found: list[Hit]) -> list[Hit]:
+    """The hits, less sexual and undressing words inside a longer suggestive phrase of the same
+    text. Such a phrase says a person is only partly undressed, and may hold the word for
+    naked (French "torse nu", German "mit nacktem Oberkörper": bare-chested); read alone,
+    that word would make "a bare-chested boy playing football" a report of sexual content
+    with a minor. The longest listed phrase says what the words mean together."""
+    phrases = [(hit.start, hit.end) for hit in found if hit.intent == "suggestive"]
+    return [hit for hit in found if hit.intent not in CROSS_LANGUAGE or not any(
+        start <= hit.start and hit.end <= end and end - start > hit.end - hit.start
+        for start, end in phrases)]
