@@ -64,6 +64,7 @@ def test_regression_prompts_get_the_expected_verdict(screener, prompt, action, l
     "enlève-lui son t-shirt",  # French "son" is "his/her", not the English "son"
     "porno scene with two adults, realistic",
     "гола жена със син шал",  # Bulgarian "син" is "blue"; Ukrainian "син" (son) is no minor word
+    "desvistela y dejala sin nada",  # Spanish "sin" (without) is Slovene for "son"
 ])
 def test_adult_sexual_prompts_are_never_reported_as_involving_a_minor(screener, prompt):
     verdict = screener.check_prompt(prompt)

@@ -380,3 +380,15 @@ def test_chinese_words_that_straddle_a_listed_pair_are_not_keywords():
 ])
 def test_a_child_word_is_never_joined_by_a_slip_that_is_not_one(text, languages):
     assert _sexual_terms(text, languages) == set()
+
+
+def _child_words(text: str, languages: list[str]) -> set[str]:
+    from waakhond.text.lexicon import match
+
+    return {hit.term for hit in match((text,), languages) if hit.intent == "minor"}
+
+
+def test_a_less_likely_languages_child_word_that_the_likeliest_uses_daily_is_not_read():
+    # Spanish "sin" (without) is "son" in Slovene; the prompt is Spanish first.
+    assert _child_words("desvistela y dejala sin nada", ["es", "sl"]) == set()
+    assert _child_words("moj sin se igra na igrišču", ["sl", "hr"]) == {"sin"}

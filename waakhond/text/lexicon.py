@@ -295,13 +295,24 @@ def match(texts: tuple[str, ...], languages: list[str]) -> list[Hit]:
             if not trusted:
                 in_lexicon = [hit for hit in in_lexicon if len(hit.term) >= _MIN_FOREIGN
                               and not words.common(hit.term, spoken)]
-            elif text == texts[-1] and checkable and (code == ALWAYS or code in languages):
+            elif code in languages[1:] and code != ALWAYS:
+                in_lexicon = _without_likelier_readings(in_lexicon, languages[0])
+            if text == texts[-1] and checkable and (code == ALWAYS or code in languages):
                 in_lexicon += [hit for hit in lexicon.misspellings(text)
                                if not words.common(hit.term.split("~")[0], spoken)]
             found += in_lexicon
         for hit in _outside_partial_undress(found):
             hits.setdefault((hit.intent, hit.term, hit.language), hit)
     return list(hits.values())
+
+
+def _without_likelier_readings(found: list[Hit], likeliest: str) -> list[Hit]:
+    """The hits of a less likely language, less child words used more in the likeliest one:
+    Spanish "sin" (without) is Slovene and Croatian for "son", and "desvistela y dejala sin
+    nada" (undress her, leave her with nothing) was reported as undressing a child. A child
+    word of the likeliest language is found in its own lexicon."""
+    return [hit for hit in found if hit.intent != "minor"
+            or not words.commoner_in(hit.term, likeliest, than=hit.language)]
 
 
 def _outside_partial_undress(found: list[Hit]) -> list[Hit]:

@@ -35,5 +35,17 @@ def listed(language: str) -> bool:
 
 def common(word: str, languages: list[str]) -> bool:
     """Whether ``word`` is at least an occasional word in any of ``languages``."""
-    return any(zipf_frequency(word, _ALIASES.get(code, code), wordlist=_LIST) >= COMMON_ZIPF
-               for code in dict.fromkeys(languages) if listed(code))
+    return any(_zipf(word, code) >= COMMON_ZIPF for code in dict.fromkeys(languages))
+
+
+def commoner_in(word: str, language: str, than: str) -> bool:
+    """Whether ``word`` is an everyday word of ``language`` and more frequent there than in
+    ``than`` (a language without a list counts as never using it)."""
+    here = _zipf(word, language)
+    return here >= COMMON_ZIPF and here > _zipf(word, than)
+
+
+def _zipf(word: str, language: str) -> float:
+    if not listed(language):
+        return 0.0
+    return zipf_frequency(word, _ALIASES.get(language, language), wordlist=_LIST)
