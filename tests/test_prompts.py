@@ -392,3 +392,16 @@ def test_a_less_likely_languages_child_word_that_the_likeliest_uses_daily_is_not
     # Spanish "sin" (without) is "son" in Slovene; the prompt is Spanish first.
     assert _child_words("desvistela y dejala sin nada", ["es", "sl"]) == set()
     assert _child_words("moj sin se igra na igrišču", ["sl", "hr"]) == {"sin"}
+
+
+def _undressing_terms(text: str, languages: list[str]) -> set[str]:
+    from waakhond.text.lexicon import match
+
+    return {hit.term for hit in match((text,), languages) if hit.intent == "undress"}
+
+
+def test_a_slip_of_an_undressing_verb_before_a_pronoun_is_read_even_if_it_is_a_word():
+    # "undres" is a Danish word (to wonder) and the two words are plausibly Danish.
+    assert _undressing_terms("undres her", ["da", "en"]) == {"undres~undress"}
+    assert _undressing_terms("undres", ["da", "en"]) == set()
+    assert _undressing_terms("strap her into the car seat", ["en"]) == set()  # short verb

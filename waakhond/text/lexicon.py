@@ -53,6 +53,10 @@ CROSS_LANGUAGE = ("sexual", "undress")
 _MIN_FOREIGN = 4
 _MIN_STEM = 5
 _TOKEN = re.compile(r"\w+")
+_NEXT_WORD = re.compile(r"\W*(\w+)")
+# Shorter undressing verbs have slips that are everyday verbs with a person after them
+# ("strip": "strap her in").
+_MIN_ADDRESSED = 6
 _WORD = re.compile(f"{_WORD_CHAR}+")
 
 
@@ -127,6 +131,7 @@ class Lexicon:
     words: dict[str, str]
     near: dict[str, str]  # each of those words and its one-letter deletions -> the word
     stems: frozenset[str]  # those of the words that take endings ("nackt*")
+    pronouns: frozenset[str]  # "her", "him": counted as a person only with an input photo
 
     @property
     def intents(self) -> frozenset[str]:
@@ -164,6 +169,15 @@ class Lexicon:
                 found.append(Hit(self.words[word], f"{token}~{word}", self.language,
                                  match.start(), match.end()))
         return found
+
+    def addresses_someone(self, slip: Hit, text: str) -> bool:
+        """Whether a slip of an undressing verb of six letters or more is followed by one of
+        this language's pronouns ("undres her"): an edit instruction, even where the slip is
+        a word of another language the prompt may be in (Danish "undres", to wonder)."""
+        word = slip.term.split("~")[1]
+        following = _NEXT_WORD.match(text, slip.end)
+        return (self.words.get(word) == "undress" and len(word) >= _MIN_ADDRESSED
+                and following is not None and following.group(1) in self.pronouns)
 
     def _slip_of(self, token: str) -> str | None:
         return self.near.get(token) or next(
@@ -249,6 +263,7 @@ def _load(path: Path) -> Lexicon:
             words=fuzzy_words,
             near=near,
             stems=stems,
+            pronouns=frozenset(terms.get("pronoun") or []),
         )
     except (yaml.YAMLError, KeyError, TypeError, re.error) as exc:
         raise PolicyError(f"lexicon {path.name}: {exc}") from exc
@@ -299,7 +314,8 @@ def match(texts: tuple[str, ...], languages: list[str]) -> list[Hit]:
                 in_lexicon = _without_likelier_readings(in_lexicon, languages[0])
             if text == texts[-1] and checkable and (code == ALWAYS or code in languages):
                 in_lexicon += [hit for hit in lexicon.misspellings(text)
-                               if not words.common(hit.term.split("~")[0], spoken)]
+                               if not words.common(hit.term.split("~")[0], spoken)
+                               or lexicon.addresses_someone(hit, text)]
             found += in_lexicon
         for hit in _outside_partial_undress(found):
             hits.setdefault((hit.intent, hit.term, hit.language), hit)
