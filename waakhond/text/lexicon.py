@@ -187,13 +187,17 @@ class Lexicon:
     def _piece_lengths(self) -> frozenset[int]:
         return frozenset(len(stem) + delta for stem in self.stems for delta in (-1, 0, 1))
 
-    def _pieces(self, token: str) -> set[str]:
-        """The token's beginnings as long as a stem, one letter shorter or one longer."""
-        return {token[:n] for n in self._piece_lengths if _MIN_FOREIGN <= n < len(token)}
+    def _pieces(self, token: str) -> list[str]:
+        """The token's beginnings as long as a stem, one letter shorter or one longer, longest
+        first (in a fixed order, so that a token always reads as the same word)."""
+        return [token[:n] for n in sorted(self._piece_lengths, reverse=True)
+                if _MIN_FOREIGN <= n < len(token)]
 
 
-def _deletions(word: str) -> set[str]:
-    return {word[:i] + word[i + 1:] for i in range(len(word))}
+def _deletions(word: str) -> list[str]:
+    """The word less one letter, each way once, in order (a set's order changes from run to
+    run, and a token one slip from two words would read as either)."""
+    return list(dict.fromkeys(word[:i] + word[i + 1:] for i in range(len(word))))
 
 
 def _fuzzy_words(terms: dict[str, list[str]]
