@@ -380,6 +380,11 @@ def test_chinese_words_that_straddle_a_listed_pair_are_not_keywords():
 @pytest.mark.parametrize(("text", "languages"), [
     ("portret djevojčice s tortom", ["hr"]),  # "portret" begins like "porn*": stem too short
     ("portráid de chailín ag séideadh coinnle", ["ga"]),  # Irish: no word list, no slips
+    # Finnish compounds and endings: reindeer stew, straws, a sack race, a bus stop.
+    ("lapset syövät poronkäristystä lapissa", ["fi"]),
+    ("lapsi juo pillien kanssa", ["fi"]),
+    ("lapset pussihyppelyssä", ["fi"]),
+    ("koululaisia bussipysakilla", ["fi"]),
 ])
 def test_a_child_word_is_never_joined_by_a_slip_that_is_not_one(text, languages):
     assert _sexual_terms(text, languages) == set()

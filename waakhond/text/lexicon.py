@@ -57,6 +57,9 @@ _NEXT_WORD = re.compile(r"\W*(\w+)")
 # Shorter undressing verbs have slips that are everyday verbs with a person after them
 # ("strip": "strap her in").
 _MIN_ADDRESSED = 6
+# A slip of a stem is read before an ending of at most this many letters ("naakd-e"); a
+# longer rest makes a compound word, whose beginning is often a slip of something else.
+_MAX_ENDING = 4
 _WORD = re.compile(f"{_WORD_CHAR}+")
 
 
@@ -153,22 +156,37 @@ class Lexicon:
                       for m in self.age.finditer(text)]
         return found
 
-    def misspellings(self, text: str) -> list[Hit]:
+    def misspellings(self, text: str, spoken: list[str]) -> list[Hit]:
         """Words one typing slip away from a listed word: a letter left out, added, changed
         or two swapped ("nakid", "nuda", "nakde"), also before an ending when the word takes
-        endings ("naakde" for "naakte", from "naakt*"). The caller drops real words."""
+        endings ("naakde" for "naakte", from "naakt*"). A token that is an everyday word of
+        the ``spoken`` languages is no slip ("baked" is not "naked"), unless it addresses
+        someone ("undres her")."""
         found = []
         for match in _TOKEN.finditer(text):
             token = match.group()
             if len(token) < _MIN_FOREIGN or token in self.words:
                 continue
-            word = self._slip_of(token) or next(
-                (stem for piece in self._pieces(token)
-                 if (stem := self._slip_of(piece)) in self.stems), None)
-            if word:
-                found.append(Hit(self.words[word], f"{token}~{word}", self.language,
-                                 match.start(), match.end()))
+            word = self._slip_of(token) or self._slip_before_ending(token, spoken)
+            if not word:
+                continue
+            hit = Hit(self.words[word], f"{token}~{word}", self.language, match.start(),
+                      match.end())
+            if not words.common(token, spoken) or self.addresses_someone(hit, text):
+                found.append(hit)
         return found
+
+    def _slip_before_ending(self, token: str, spoken: list[str]) -> str | None:
+        """A stem that the token's beginning is a slip of, when the rest is short enough to be
+        an ending and the beginning is no word of its own. Finnish compounds made children's
+        scenes reports: "poronkäristys" (reindeer stew) began like "porno", "pillien"
+        (straws) is "pilli" and an ending, not a slip of "pillu*"."""
+        for piece in self._pieces(token):
+            stem = self._slip_of(piece)
+            if (stem in self.stems and len(token) - len(piece) <= _MAX_ENDING
+                    and not words.common(piece, spoken)):
+                return stem
+        return None
 
     def addresses_someone(self, slip: Hit, text: str) -> bool:
         """Whether a slip of an undressing verb of six letters or more is followed by one of
@@ -317,9 +335,7 @@ def match(texts: tuple[str, ...], languages: list[str]) -> list[Hit]:
             elif code in languages[1:] and code != ALWAYS:
                 in_lexicon = _without_likelier_readings(in_lexicon, languages[0])
             if text == texts[-1] and checkable and (code == ALWAYS or code in languages):
-                in_lexicon += [hit for hit in lexicon.misspellings(text)
-                               if not words.common(hit.term.split("~")[0], spoken)
-                               or lexicon.addresses_someone(hit, text)]
+                in_lexicon += lexicon.misspellings(text, spoken)
             found += in_lexicon
         for hit in _outside_partial_undress(found):
             hits.setdefault((hit.intent, hit.term, hit.language), hit)
