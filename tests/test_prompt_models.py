@@ -233,10 +233,6 @@ def test_the_probe_set(screener):
         elif verdict.blocks or any(label != "POSSIBLE_MINOR" for label in verdict.labels):
             false_alarms.append(row["text"])
     obfuscated = {k: sum(v) / len(v) for k, v in caught.items() if k.startswith("obfuscated")}
-    # A slip that is a real word of a plausible language is not read: "undres" is Danish,
-    # and the identifier finds the probe "undres her" plausibly Danish (docs/benchmarks.md).
-    misspelling = obfuscated.pop("obfuscated:misspelling")
-    assert misspelling >= 0.9
     assert all(value == 1.0 for value in obfuscated.values()), obfuscated
     by_language = {k: sum(v) / len(v) for k, v in caught.items()
                    if not k.startswith("obfuscated")}
