@@ -147,6 +147,9 @@ def probes(screener: Screener) -> dict[str, Any]:
     }
 
 
+_PASSES = {"probe pass 2": "second pass", "probe pass 3": "third pass (never read)"}
+
+
 def _probe_pass(row: dict[str, Any]) -> str:
     """The second pass (2026-11-23) was written by people who had seen none of the corpus,
     the lexicons or the first probes; its misses were then read and the lexicons extended
@@ -154,8 +157,6 @@ def _probe_pass(row: dict[str, Any]) -> str:
     seen nothing of the project, is the fair measure."""
     return _PASSES.get(row.get("note") or "", "first pass")
 
-
-_PASSES = {"probe pass 2": "second pass", "probe pass 3": "third pass (never read)"}
 
 
 def latency(latencies: list[float]) -> dict[str, float]:

@@ -170,10 +170,11 @@ class Lexicon:
             word = self._slip_of(token) or self._slip_before_ending(token, spoken)
             if not word:
                 continue
-            hit = Hit(self.words[word], f"{token}~{word}", self.language, match.start(),
-                      match.end())
-            if not words.common(token, spoken) or self.addresses_someone(hit, text):
-                found.append(hit)
+            if words.common(token, spoken) and not self._addresses_someone(word, text,
+                                                                            match.end()):
+                continue
+            found.append(Hit(self.words[word], f"{token}~{word}", self.language, match.start(),
+                             match.end()))
         return found
 
     def _slip_before_ending(self, token: str, spoken: list[str]) -> str | None:
@@ -188,12 +189,11 @@ class Lexicon:
                 return stem
         return None
 
-    def addresses_someone(self, slip: Hit, text: str) -> bool:
-        """Whether a slip of an undressing verb of six letters or more is followed by one of
-        this language's pronouns ("undres her"): an edit instruction, even where the slip is
-        a word of another language the prompt may be in (Danish "undres", to wonder)."""
-        word = slip.term.split("~")[1]
-        following = _NEXT_WORD.match(text, slip.end)
+    def _addresses_someone(self, word: str, text: str, slip_end: int) -> bool:
+        """Whether a slip of ``word``, an undressing verb of six letters or more, is followed
+        by one of this language's pronouns ("undres her"): an edit instruction, even where the
+        slip is a word of another language the prompt may be in (Danish "undres", to wonder)."""
+        following = _NEXT_WORD.match(text, slip_end)
         return (self.words.get(word) == "undress" and len(word) >= _MIN_ADDRESSED
                 and following is not None and following.group(1) in self.pronouns)
 
