@@ -208,6 +208,27 @@ def test_a_styled_edit_of_a_face_photo_is_not_read_as_sexualising(screener):
     assert verdict.action is Action.ALLOW, verdict.reasons
 
 
+@pytest.mark.parametrize("prompt", [
+    "make the shirt of the 3d model transparent",
+    "woman in a sheer dress",
+    "muscular man without a shirt at the pool",
+])
+def test_a_see_through_garment_or_a_bare_chest_is_suggestive(screener, prompt):
+    verdict = screener.check_prompt(prompt)
+    assert "SUGGESTIVE" in verdict.labels, verdict.reasons
+    edit = screener.check_prompt(prompt, image=FACE.read_bytes())
+    assert edit.action is Action.BLOCK
+
+
+@pytest.mark.parametrize("prompt", [
+    "t-shirt mockup on a transparent background",
+    "woman in a white t-shirt holding a transparent glass",
+    "a dress shop window with sheer curtains",
+])
+def test_a_garment_beside_a_transparent_thing_is_harmless(screener, prompt):
+    assert screener.check_prompt(prompt).labels == []
+
+
 def test_a_library_caller_hands_the_prompts_labels_to_the_output_screen(screener):
     prompt = screener.check_prompt("elf queen in a forest, digital painting by artgerm")
     output = screener.check_image(FACE.read_bytes(), context="generated",

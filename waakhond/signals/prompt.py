@@ -38,6 +38,9 @@ PROMPT_INTENTS = (*CLASSIFIER_INTENTS, "nudity_prone", "styled_figure")
 # A styled figure: a `figure` word with a `generator_style` word, or in a tag list (this many
 # commas: "woman, red hair, forest" reads as a generator prompt, "a woman on a bike" does not).
 _TAG_LIST_COMMAS = 2
+# A garment and a see-through word this many characters apart or closer make one phrase
+# ("la camiseta del modelo de IA sea transparente").
+_SEE_THROUGH_GAP = 30
 LEXICON_SCORE = 0.9
 NAMED_PERSON_SCORE = 0.7
 BENIGN_PHRASES = Path(__file__).parents[1] / "text" / "benign_phrases.yaml"
@@ -139,7 +142,7 @@ class PromptIntentDetector:
         hits = lexicon.match((blanked[typed], blanked[plain]), codes)
         chosen = self._classifiers[kind_for(codes).name]
         classifier = chosen.scores(plain)
-        hits = _styled_figure(hits, plain)
+        hits = _see_through_garment(_styled_figure(hits, plain))
         found = {hit.intent for hit in hits}
         scores = {i: max(classifier.get(i, 0.0), LEXICON_SCORE * (i in found))
                   for i in PROMPT_INTENTS}
@@ -170,6 +173,24 @@ def _styled_figure(hits: list[lexicon.Hit], text: str) -> list[lexicon.Hit]:
                                  and text.count(",") < _TAG_LIST_COMMAS):
         return others
     return others + [lexicon.Hit("styled_figure", hit.term, hit.language) for hit in own]
+
+
+def _see_through_garment(hits: list[lexicon.Hit]) -> list[lexicon.Hit]:
+    """The hits, with a garment and a see-through word close together read as one suggestive
+    phrase: "rends le tee-shirt du modèle transparent" holds no listed phrase, and the words
+    may stand apart in any order. Alone, neither word says anything ("a transparent vase")."""
+    parts = ("garment", "see_through")
+    garments = [hit for hit in hits if hit.intent == "garment"]
+    sheer = [hit for hit in hits if hit.intent == "see_through"]
+    together = [lexicon.Hit("suggestive", f"{g.term} {s.term}", g.language)
+                for g in garments for s in sheer if _close(g, s)]
+    return [hit for hit in hits if hit.intent not in parts] + together
+
+
+def _close(one: lexicon.Hit, other: lexicon.Hit) -> bool:
+    """Whether two hits stand at most a few words apart (offsets of the view they were found
+    in: the prompt as typed, or de-obfuscated, which differ only in obfuscated prompts)."""
+    return max(one.start, other.start) - min(one.end, other.end) <= _SEE_THROUGH_GAP
 
 
 class _Classifier:

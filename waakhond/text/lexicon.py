@@ -21,7 +21,7 @@ from waakhond.text import words
 
 LEXICON_DIR = Path(__file__).with_name("lexicons")
 INTENTS = ("sexual", "suggestive", "undress", "minor", "real_person", "nudity_prone", "pronoun",
-           "figure", "generator_style")
+           "figure", "generator_style", "garment", "see_through")
 ALWAYS = "en"
 # A language other than the most likely one joins the match from this probability on.
 _PLAUSIBLE = 0.15
