@@ -93,22 +93,21 @@ def test_named_people_are_noticed_but_artist_credits_are_not(prompt, name):
 # --- policy on prompt intents -----------------------------------------------------------
 
 
-def intents(minor_from: str = "lexicon", **scores: float) -> PromptIntents:
-    """Intent scores; a minor's score comes from a child word unless ``minor_from`` is
-    "classifier"."""
+def intents(from_classifier: tuple[str, ...] = (), **scores: float) -> PromptIntents:
+    """Intent scores; an intent scored 0.5 or more comes from a listed word (a child word, a
+    sexual word) unless it is named in ``from_classifier``."""
     full = dict.fromkeys(PROMPT_INTENTS, 0.0)
     full.update(scores)
-    minor = full["minor"]
-    by_lexicon = minor_from == "lexicon" and minor >= 0.5
+    listed = [i for i, score in full.items() if score >= 0.5 and i not in from_classifier]
     return PromptIntents(scores=full,
-                         lexicon_hits=[("minor", "child", "en")] if by_lexicon else [],
-                         classifier={} if by_lexicon else {"minor": minor},
+                         lexicon_hits=[(i, "word", "en") for i in listed],
+                         classifier={i: full[i] for i in from_classifier},
                          languages=[("en", 1.0)])
 
 
-def decide(context: Context, faces=None, country=None, minor_from="lexicon", **scores: float):
+def decide(context: Context, faces=None, country=None, from_classifier=(), **scores: float):
     signals = make_signals(faces=faces)
-    signals.prompt = intents(minor_from, **scores)
+    signals.prompt = intents(from_classifier, **scores)
     if context is PROMPT:
         signals.nudity = signals.nsfw = signals.provenance = None
     return load_policy(country).decide(signals, context)
@@ -124,15 +123,20 @@ def test_sexual_intent_with_a_minor_is_blocked_and_reported(harm, country):
 
 
 @pytest.mark.parametrize("harm", ["sexual", "undress"])
-def test_a_minor_only_the_classifier_doubts_is_refused_but_not_reported(harm):
-    decision = decide(PROMPT, minor_from="classifier", **{harm: 0.9, "minor": 0.56})
+@pytest.mark.parametrize("doubted", ["minor", "harm"])
+def test_what_only_the_classifier_doubts_is_refused_but_not_reported(harm, doubted):
+    """A minor without a child word or an age, or sexual content without a listed word
+    ("children performing The Emperor's New Clothes" scored 0.6 sexual)."""
+    from_classifier = ("minor",) if doubted == "minor" else (harm,)
+    decision = decide(PROMPT, from_classifier=from_classifier, **{harm: 0.6, "minor": 0.6})
     assert decision.action is Action.BLOCK
     assert decision.labels == ["POSSIBLE_MINOR"]
     assert decision.reasons[0].rule_id == "prompt.sexual_possible_minor"
 
 
-def test_a_minor_the_classifier_is_very_sure_of_is_reported():
-    decision = decide(PROMPT, minor_from="classifier", sexual=0.9, minor=0.95)
+@pytest.mark.parametrize("sure", [("minor",), ("sexual",), ("minor", "sexual")])
+def test_what_the_classifier_is_very_sure_of_is_reported(sure):
+    decision = decide(PROMPT, from_classifier=sure, sexual=0.95, minor=0.95)
     assert decision.action is Action.BLOCK_AND_REPORT
 
 

@@ -43,6 +43,8 @@ class Thresholds(BaseModel):
     prompt_intent: float = Field(ge=0, le=1)
     # From this classifier score on, a prompt's minor counts without a child word or an age.
     prompt_minor_report: float = Field(ge=0, le=1)
+    # The same for a prompt's sexual or undressing intent without a listed word.
+    prompt_sexual_report: float = Field(ge=0, le=1)
     cascade_region_score: float = Field(ge=0, le=1)
     cascade_nsfw: float = Field(ge=0, le=1)
     # Two faces are the same person below this distance between their identity vectors.
@@ -93,6 +95,8 @@ def _bank_facts(signals: SignalSet) -> FactSet:
 
 
 # Prompt facts: one per intent the prompt detector scores.
+# The intents that, with a minor, make a prompt a request for abuse material.
+_REPORTED_HARMS = ("sexual", "undress")
 _PROMPT_FACTS = {f"prompt_{intent}": intent for intent in PROMPT_INTENTS}
 
 
@@ -112,16 +116,23 @@ def _prompt_facts(signals: SignalSet, t: Thresholds) -> FactSet:
     return facts
 
 
-def _prompt_minor_certain(signals: SignalSet, t: Thresholds) -> Fact:
-    """A minor named by a child word or an age under 18, or scored very high by the
-    classifier: what a report on a prompt needs."""
+def _prompt_reportable(signals: SignalSet, t: Thresholds) -> Fact:
+    """Evidence enough for a report: a minor and sexual content or undressing each named by a
+    listed word (a child word or an age under 18; a sexual or undressing word), or scored very
+    high by the classifier. The classifier alone read "two adults" as a minor, and a
+    children's play of "The Emperor's New Clothes" as sexual."""
     prompt = signals.prompt
     if prompt is None:
         return Fact(False, {})
-    named = any(intent == "minor" for intent, _, _ in prompt.lexicon_hits)
-    classifier = prompt.classifier.get("minor", 0.0)
-    return Fact(named or classifier >= t.prompt_minor_report,
-                {"prompt_minor_classifier": classifier, "prompt_minor_named": named})
+    named = {intent for intent, _, _ in prompt.lexicon_hits}
+    minor = prompt.classifier.get("minor", 0.0)
+    sexual = max(prompt.classifier.get(i, 0.0) for i in _REPORTED_HARMS)
+    minor_certain = "minor" in named or minor >= t.prompt_minor_report
+    sexual_certain = bool(named & set(_REPORTED_HARMS)) or sexual >= t.prompt_sexual_report
+    return Fact(minor_certain and sexual_certain,
+                {"prompt_minor_classifier": minor, "prompt_minor_named": "minor" in named,
+                 "prompt_sexual_classifier": sexual,
+                 "prompt_sexual_named": bool(named & set(_REPORTED_HARMS))})
 
 
 def detector_needed(field: str, signals: SignalSet, context: Context, t: Thresholds) -> bool:
@@ -321,7 +332,7 @@ _DERIVATIONS: dict[str, Callable[[SignalSet, Thresholds], Fact]] = {
     "declared_ai": _declared_ai,
     "detector_failed": _detector_failed,
     "prompt_made_nudity_likely": _prompt_made_nudity_likely,
-    "prompt_minor_certain": _prompt_minor_certain,
+    "prompt_reportable": _prompt_reportable,
     "same_person_as_input": _same_person_as_input,
     "input_possible_minor": _input_possible_minor,
     "registry_no_sexual": _registry_no_sexual,
