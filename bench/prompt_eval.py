@@ -147,14 +147,15 @@ def probes(screener: Screener) -> dict[str, Any]:
     }
 
 
-_PASSES = {"probe pass 2": "second pass", "probe pass 3": "third pass (never read)"}
+_PASSES = {"probe pass 2": "second pass", "probe pass 3": "third pass",
+           "probe pass 4": "fourth pass (never read)"}
 
 
 def _probe_pass(row: dict[str, Any]) -> str:
     """The second pass (2026-11-23) was written by people who had seen none of the corpus,
     the lexicons or the first probes; its misses were then read and the lexicons extended
-    from them (seventh session), so the third pass, written at that time by people who had
-    seen nothing of the project, is the fair measure."""
+    from them (seventh session). The third pass's misses were read in the eighth, so the fourth
+    pass, written then by people who had seen nothing of the project, is the fair measure."""
     return _PASSES.get(row.get("note") or "", "first pass")
 
 
