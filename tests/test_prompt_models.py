@@ -120,6 +120,7 @@ def test_adult_sexual_prompts_are_never_reported_as_involving_a_minor(screener, 
         "नंगे पैर बच्चे मैदान में खेलते हैं",
         "dzieci w podrozy na polnoc",
         "bambini nello spogliatoio dopo la partita",  # changing room
+        "die Kinder sind letztes Jahr ausgezogen",  # moved out, not undressed
     ],
 )
 def test_benign_look_alikes_are_allowed(screener, prompt):
