@@ -95,8 +95,6 @@ def _bank_facts(signals: SignalSet) -> FactSet:
 
 
 # Prompt facts: one per intent the prompt detector scores.
-# The intents that, with a minor, make a prompt a request for abuse material.
-_REPORTED_HARMS = ("sexual", "undress")
 _PROMPT_FACTS = {f"prompt_{intent}": intent for intent in PROMPT_INTENTS}
 
 
@@ -116,6 +114,10 @@ def _prompt_facts(signals: SignalSet, t: Thresholds) -> FactSet:
     return facts
 
 
+# The intents that, with a minor, make a prompt a request for abuse material.
+_REPORTED_HARMS = frozenset({"sexual", "undress"})
+
+
 def _prompt_reportable(signals: SignalSet, t: Thresholds) -> Fact:
     """Evidence enough for a report: a minor and sexual content or undressing each named by a
     listed word (a child word or an age under 18; a sexual or undressing word), or scored very
@@ -127,12 +129,11 @@ def _prompt_reportable(signals: SignalSet, t: Thresholds) -> Fact:
     named = {intent for intent, _, _ in prompt.lexicon_hits}
     minor = prompt.classifier.get("minor", 0.0)
     sexual = max(prompt.classifier.get(i, 0.0) for i in _REPORTED_HARMS)
-    minor_certain = "minor" in named or minor >= t.prompt_minor_report
-    sexual_certain = bool(named & set(_REPORTED_HARMS)) or sexual >= t.prompt_sexual_report
-    return Fact(minor_certain and sexual_certain,
-                {"prompt_minor_classifier": minor, "prompt_minor_named": "minor" in named,
-                 "prompt_sexual_classifier": sexual,
-                 "prompt_sexual_named": bool(named & set(_REPORTED_HARMS))})
+    minor_named, harm_named = "minor" in named, bool(named & _REPORTED_HARMS)
+    return Fact((minor_named or minor >= t.prompt_minor_report)
+                and (harm_named or sexual >= t.prompt_sexual_report),
+                {"prompt_minor_classifier": minor, "prompt_minor_named": minor_named,
+                 "prompt_sexual_classifier": sexual, "prompt_sexual_named": harm_named})
 
 
 def detector_needed(field: str, signals: SignalSet, context: Context, t: Thresholds) -> bool:
