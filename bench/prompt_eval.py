@@ -159,7 +159,6 @@ def _probe_pass(row: dict[str, Any]) -> str:
     return _PASSES.get(row.get("note") or "", "first pass")
 
 
-
 def latency(latencies: list[float]) -> dict[str, float]:
     return {"n": len(latencies), "p50_ms": statistics.median(latencies),
             "p99_ms": statistics.quantiles(latencies, n=100)[98],

@@ -26,7 +26,7 @@ from waakhond.signals.prompt import (
     phrase_pattern,
     without_benign_phrases,
 )
-from waakhond.text.lexicon import PhraseIndex
+from waakhond.text.lexicon import PhraseIndex, lexicons, match
 from waakhond.text.normalise import views
 
 PROMPT, EDIT, GENERATED = Context.PROMPT, Context.EDIT_INPUT, Context.GENERATED
@@ -296,7 +296,6 @@ def test_the_prompt_context_is_not_for_images():
 
 def test_every_lexicon_and_the_benign_phrases_load():
     from waakhond.signals.prompt import _benign_patterns
-    from waakhond.text.lexicon import lexicons
 
     assert len(lexicons()) >= 34
     assert all({"sexual", "undress", "minor"} <= lex.intents for lex in lexicons().values())
@@ -325,16 +324,14 @@ def test_a_naked_word_inside_a_partly_undressed_phrase_is_not_read_as_nudity(tex
                                                                               partial):
     # Bare-chested is suggestive: the word for naked inside that phrase must not also count
     # as sexual, or next to a child word the prompt would be reported.
-    from waakhond.text.lexicon import match
-
     hits = {(hit.intent, hit.term) for hit in match((text,), languages)}
     assert ("suggestive", partial) in hits
     assert not {intent for intent, _ in hits} & {"sexual", "undress"}
 
 
 def test_a_naked_word_outside_the_phrase_still_counts():
-    assert _sexual_terms("torse nu, puis nu intégral", ["fr"]) == {"nu"}
-    assert _sexual_terms("mit nacktem oberkörper, ganz nackt", ["de"]) == {"nackt"}
+    assert _terms("torse nu, puis nu intégral", ["fr"]) == {"nu"}
+    assert _terms("mit nacktem oberkörper, ganz nackt", ["de"]) == {"nackt"}
 
 
 def test_nude_as_a_colour_is_not_a_keyword_in_any_language():
@@ -346,10 +343,8 @@ def test_a_product_word_elsewhere_does_not_excuse_nude():
     assert "nude" in without_benign_phrases("nude woman on a bed, red lipstick, 8k photo")
 
 
-def _sexual_terms(text: str, languages: list[str]) -> set[str]:
-    from waakhond.text.lexicon import match
-
-    return {hit.term for hit in match((text,), languages) if hit.intent == "sexual"}
+def _terms(text: str, languages: list[str], intent: str = "sexual") -> set[str]:
+    return {hit.term for hit in match((text,), languages) if hit.intent == intent}
 
 
 @pytest.mark.parametrize(("text", "languages", "term"), [
@@ -360,7 +355,7 @@ def _sexual_terms(text: str, languages: list[str]) -> set[str]:
     ("seks scene between two adults", ["en"], "seks"),  # a short foreign word
 ])
 def test_typing_slips_and_short_foreign_words_are_read(text, languages, term):
-    assert term in _sexual_terms(text, languages)
+    assert term in _terms(text, languages)
 
 
 @pytest.mark.parametrize(("text", "languages"), [
@@ -373,12 +368,12 @@ def test_typing_slips_and_short_foreign_words_are_read(text, languages, term):
     ("seomra ranga", ["ga"]),  # nor slips of the romanised Hindi words in other languages
 ])
 def test_real_words_are_not_read_as_slips(text, languages):
-    assert _sexual_terms(text, languages) == set()
+    assert _terms(text, languages) == set()
 
 
 def test_chinese_words_that_straddle_a_listed_pair_are_not_keywords():
     for text in ("空气的露点温度图表", "一群人在理性交流", "个性爱好展示墙"):
-        assert _sexual_terms(without_benign_phrases(text), ["zh"]) == set()
+        assert _terms(without_benign_phrases(text), ["zh"]) == set()
 
 
 @pytest.mark.parametrize(("text", "languages"), [
@@ -391,32 +386,20 @@ def test_chinese_words_that_straddle_a_listed_pair_are_not_keywords():
     ("koululaisia bussipysakilla", ["fi"]),
 ])
 def test_a_child_word_is_never_joined_by_a_slip_that_is_not_one(text, languages):
-    assert _sexual_terms(text, languages) == set()
-
-
-def _child_words(text: str, languages: list[str]) -> set[str]:
-    from waakhond.text.lexicon import match
-
-    return {hit.term for hit in match((text,), languages) if hit.intent == "minor"}
+    assert _terms(text, languages) == set()
 
 
 def test_a_less_likely_languages_child_word_that_the_likeliest_uses_daily_is_not_read():
     # Spanish "sin" (without) is "son" in Slovene; the prompt is Spanish first.
-    assert _child_words("desvistela y dejala sin nada", ["es", "sl"]) == set()
-    assert _child_words("moj sin se igra na igrišču", ["sl", "hr"]) == {"sin"}
-
-
-def _undressing_terms(text: str, languages: list[str]) -> set[str]:
-    from waakhond.text.lexicon import match
-
-    return {hit.term for hit in match((text,), languages) if hit.intent == "undress"}
+    assert _terms("desvistela y dejala sin nada", ["es", "sl"], "minor") == set()
+    assert _terms("moj sin se igra na igrišču", ["sl", "hr"], "minor") == {"sin"}
 
 
 def test_a_slip_of_an_undressing_verb_before_a_pronoun_is_read_even_if_it_is_a_word():
     # "undres" is a Danish word (to wonder) and the two words are plausibly Danish.
-    assert _undressing_terms("undres her", ["da", "en"]) == {"undres~undress"}
-    assert _undressing_terms("undres", ["da", "en"]) == set()
-    assert _undressing_terms("strap her into the car seat", ["en"]) == set()  # short verb
+    assert _terms("undres her", ["da", "en"], "undress") == {"undres~undress"}
+    assert _terms("undres", ["da", "en"], "undress") == set()
+    assert _terms("strap her into the car seat", ["en"], "undress") == set()  # short verb
 
 
 def test_a_slip_reads_as_the_same_word_in_every_run():
