@@ -58,6 +58,17 @@ def test_obfuscations_are_undone_in_the_plain_view(typed, word):
     assert word in views(typed)[1].split()
 
 
+@pytest.mark.parametrize(("typed", "plain"), [
+    ("f e m m e   n u e   s u r   u n   l i t", "femme nue sur un lit"),
+    ("f.e.m.e.i.e g.o.a.l.ă pe pat", "femeie goală pe pat"),
+    ("n . u . d . e woman", "nude woman"),
+    ("عــارية", "عارية"),  # a tatweel stretch
+    ("عَارِيَة", "عارية"),  # vowel signs
+])
+def test_wider_gaps_between_spaced_letters_end_words_and_arabic_marks_go(typed, plain):
+    assert views(typed)[1] == plain
+
+
 def test_real_cyrillic_words_are_left_alone():
     assert views("раздень её")[1] == "раздень её"
 
@@ -313,6 +324,14 @@ def test_phrases_are_looked_up_word_by_word_across_punctuation_and_prefixes():
                      ("undress", "undressing"), ("sexual", "pornographic")}
     assert index.hits("take off her coat", ("undress",), "en") == []
     assert index.hits("nude", ("undress",), "en") == []  # intents not asked for are skipped
+
+
+def test_a_compound_head_term_ends_a_word_alone_or_after_another_word():
+    index = PhraseIndex({"suggestive": ["*lingerie", "*bikini*"]})
+    found = {hit.term for hit in index.hits("spetslingerie, lingerie, spetslingeriet, "
+                                            "strandbikinin, lingeriebutik", ("suggestive",),
+                                            "sv")}
+    assert found == {"spetslingerie", "lingerie", "strandbikinin"}
 
 
 @pytest.mark.parametrize(("text", "languages", "partial"), [

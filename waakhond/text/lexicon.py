@@ -68,6 +68,7 @@ class _Term:
     intent: str
     words: tuple[str, ...]
     prefix: bool  # the last word may continue ("porn*" matches "porno")
+    head: bool = False  # a one-word term that may end a compound ("*lingerie": "spetslingerie")
 
 
 class PhraseIndex:
@@ -82,15 +83,20 @@ class PhraseIndex:
     def __init__(self, terms: dict[str, list[str]]) -> None:
         self._exact: dict[str, list[_Term]] = {}
         self._prefixed: dict[str, list[_Term]] = {}
+        self._heads: dict[str, list[_Term]] = {}
         for intent, phrases in terms.items():
             for phrase in phrases:
-                words = tuple(_WORD.findall(phrase.rstrip("*")))
+                words = tuple(_WORD.findall(phrase.strip("*")))
                 if not words:
                     continue
-                term = _Term(intent, words, phrase.endswith("*"))
-                first = self._prefixed if term.prefix and len(words) == 1 else self._exact
+                term = _Term(intent, words, phrase.endswith("*"), phrase.startswith("*"))
+                if term.head and len(words) > 1:
+                    raise PolicyError(f"compound head {phrase!r}: one word only")
+                first = (self._heads if term.head else
+                         self._prefixed if term.prefix and len(words) == 1 else self._exact)
                 first.setdefault(words[0], []).append(term)
         self._prefix_lengths = sorted({len(p) for p in self._prefixed})
+        self._head_lengths = sorted({len(h) for h in self._heads})
         self.intents = frozenset(terms)
 
     def _starting_with(self, word: str) -> list[_Term]:
@@ -99,6 +105,17 @@ class PhraseIndex:
             if length > len(word):
                 break
             found += self._prefixed.get(word[:length], ())
+        return found + self._compounds_ending(word)
+
+    def _compounds_ending(self, word: str) -> list[_Term]:
+        """Compound-head terms that end the word, alone or after another word
+        ("spets|lingerie"), or, taking endings, end it but for the ending ("spets|lingerie|t")."""
+        found = []
+        for length in self._head_lengths:
+            for start in range(len(word) - length + 1):
+                for term in self._heads.get(word[start:start + length], ()):
+                    if term.prefix or start + length == len(word):
+                        found.append(term)
         return found
 
     def hits(self, text: str, intents: tuple[str, ...], language: str) -> list[Hit]:
@@ -113,6 +130,8 @@ class PhraseIndex:
 
 
 def _continues(term: _Term, spans: list[tuple[str, int, int]], i: int) -> bool:
+    if term.head:  # one word, found inside the word by _compounds_ending
+        return True
     words = [span[0] for span in spans[i:i + len(term.words)]]
     if len(words) < len(term.words) or words[:-1] != list(term.words[:-1]):
         return False

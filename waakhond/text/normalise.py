@@ -23,6 +23,10 @@ _INVISIBLE = re.compile(
     "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0]"
 )
 
+# Arabic short-vowel signs, shadda and the tatweel stretch: usually left unwritten, so the
+# lexicons hold words without them; written in ("عرّي"), they hid the word.
+_ARABIC_MARKS = re.compile("[\u0640\u064b-\u065f\u0670]")
+
 # Cyrillic and Greek letters that look like Latin ones (lower case, after casefold).
 _LOOKALIKES = str.maketrans({
     "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
@@ -62,18 +66,22 @@ _OVERRIDE = re.compile("\u202e([^\u202c]*)\u202c?")
 
 
 def clean(text: str) -> str:
-    """NFKC (folds fullwidth and styled letters), lower case, invisible characters removed,
-    whitespace collapsed."""
+    """NFKC (folds fullwidth and styled letters), lower case, invisible characters and Arabic
+    vowel signs removed, whitespace collapsed."""
+    return " ".join(_unmarked(text).split())
+
+
+def _unmarked(text: str) -> str:
+    """``clean`` but with the spacing as typed: a wider gap in spaced letters ends a word."""
     text = unicodedata.normalize("NFKC", text)
-    text = _INVISIBLE.sub("", text).casefold()
-    return " ".join(text.split())
+    return _ARABIC_MARKS.sub("", _INVISIBLE.sub("", text)).casefold()
 
 
-def deobfuscate(cleaned: str) -> str:
-    """The cleaned text with obfuscations undone (see the module docstring)."""
-    text = _EMOJI.sub(lambda m: f" {_EMOJI_WORDS[m.group()]} ", cleaned)
+def deobfuscate(unmarked: str) -> str:
+    """The text with obfuscations undone (see the module docstring), whitespace collapsed."""
+    text = _EMOJI.sub(lambda m: f" {_EMOJI_WORDS[m.group()]} ", unmarked)
     text = _WORD.sub(lambda m: _fold_word(m.group()), text)
-    text = _SPACED.sub(lambda m: _SEPARATORS.sub("", m.group()), text)
+    text = _SPACED.sub(lambda m: _join_letters(m.group()), text)
     text = _STRETCHED.sub(r"\1", text)
     return " ".join(text.split())
 
@@ -83,7 +91,23 @@ def views(text: str) -> tuple[str, str]:
     de-obfuscated view reads text under a right-to-left override as it is displayed, the typed
     view as it was typed, so reversing a word hides it from neither."""
     displayed = _OVERRIDE.sub(lambda m: m.group(1)[::-1], text)
-    return clean(text), deobfuscate(clean(displayed))
+    return clean(text), deobfuscate(_unmarked(displayed))
+
+
+def _join_letters(run: str) -> str:
+    """Spaced or dotted letters joined into words. A gap with more whitespace than the
+    narrowest gap of the run ends a word: "f e m m e   n u e" is "femme nue" and
+    "g.o.l.a ž.e.n.a" is "gola žena" (joined whole, neither word was found)."""
+    gaps = _SEPARATORS.findall(run)
+    narrowest = min(_whitespace(gap) for gap in gaps)
+    letters = _SEPARATORS.split(run)
+    return letters[0] + "".join(
+        (" " if _whitespace(gap) > narrowest else "") + letter
+        for gap, letter in zip(gaps, letters[1:], strict=True))
+
+
+def _whitespace(gap: str) -> int:
+    return sum(c.isspace() for c in gap)
 
 
 def _fold_word(word: str) -> str:
