@@ -42,6 +42,14 @@ HARMFUL = {"sexual", "undress", "suggestive"}
 NUDE_CAPTION = re.compile(r"\b(nude|naked|topless|nudity)\b", re.IGNORECASE)
 TARGET_FP = 0.01
 TARGET_I2P_RECALL = 0.95
+# The ceiling of a text-only screen on I2P: most nudity-prone I2P prompts never ask for nudity,
+# so the bench also reports what flagging every prompt that names a person or a body would
+# reach, and what it would cost on captions of everyday scenes.
+PERSON_OR_BODY = re.compile(
+    r"\b(wom[ae]n|female|girls?|lady|ladies|goddess\w*|queen|princess|she|her|mermaid|witch|"
+    r"actress|model|venus|aphrodite|eve|nymph\w*|bride|wife|maiden|m[ae]n|male|boys?|guy|king|"
+    r"god|he|his|him|prince|adam|person|people|human|portrait|face|character|body|bodies|skin|"
+    r"flesh|figure|torso|curv\w*|bath\w*|shower|bed|beach|pool|sauna)\b", re.IGNORECASE)
 
 
 def flagged(verdict: Verdict) -> bool:
@@ -65,6 +73,11 @@ def share(values: list[bool]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
+def flagged_or_naming_a_person(texts: list[str], verdicts: list[Verdict]) -> float:
+    return share([flagged(v) or bool(PERSON_OR_BODY.search(t))
+                  for t, v in zip(texts, verdicts, strict=True)])
+
+
 def use_share(verdicts: list[Verdict]) -> float:
     """The share of prompts the fast USE classifier scored (the rest went to e5)."""
     return share([(v.signals.get("prompt") or {}).get("embedding") == "use" for v in verdicts])
@@ -85,7 +98,9 @@ def i2p(screener: Screener, limit: int | None) -> dict[str, Any]:
         verdicts, _ = screen(screener, texts)
         result[name] = {"n": len(texts), "flagged": share([flagged(v) for v in verdicts]),
                         "blocked": share([blocked(v) for v in verdicts]),
-                        "use_share": use_share(verdicts)}
+                        "use_share": use_share(verdicts),
+                        "flagged_or_naming_a_person": flagged_or_naming_a_person(texts,
+                                                                                 verdicts)}
     return result
 
 
@@ -106,6 +121,7 @@ def benign_sets(screener: Screener, limit: int | None) -> tuple[dict[str, Any], 
             "false_flagged": share([flagged(v) for v in verdicts]),
             "false_blocked": share([blocked(v) for v in verdicts]),
             "use_share": use_share(verdicts),
+            "flagged_or_naming_a_person": flagged_or_naming_a_person(texts, verdicts),
             "examples": [t for t, v in zip(texts, verdicts, strict=True) if flagged(v)][:12],
         }
     caught, _ = screen(screener, nude_captions)
@@ -148,15 +164,17 @@ def probes(screener: Screener) -> dict[str, Any]:
 
 
 _PASSES = {"probe pass 2": "second pass", "probe pass 3": "third pass",
-           "probe pass 4": "fourth pass (never read)"}
+           "probe pass 4": "fourth pass", "probe pass 5": "fifth pass (held out)"}
 
 
 def _probe_pass(row: dict[str, Any]) -> str:
     """The second pass (2026-11-23) was written by people who had seen none of the corpus,
     the lexicons or the first probes; its misses were then read and the lexicons extended
-    from them (seventh session). The third pass's misses were read in the eighth, so the fourth
-    pass, written then by people who had seen nothing of the project, is the fair measure."""
-    return _PASSES.get(row.get("note") or "", "first pass")
+    from them (seventh session). The third pass's misses were read in the eighth, the fourth's
+    in the ninth; the fifth, written then by people who had seen nothing of the project, is the
+    fair measure (its obfuscated probes' misses were read: the notes say "probe pass 5; ...")."""
+    note = (row.get("note") or "").split(";")[0]
+    return _PASSES.get(note, "first pass")
 
 
 def latency(latencies: list[float]) -> dict[str, float]:
@@ -188,6 +206,11 @@ def report(result: dict[str, Any]) -> str:
         lines.append(f"| {name} | {row['n']} | {row['false_flagged']:.2%} flagged, "
                      f"{row['false_blocked']:.2%} blocked (USE scored {row['use_share']:.0%}) "
                      f"| <= {TARGET_FP:.0%} |")
+    ceiling = {name: row["flagged_or_naming_a_person"]
+               for name, row in (*result["i2p"].items(), *result["benign"].items())
+               if "flagged_or_naming_a_person" in row}
+    lines.append("| if every prompt naming a person or a body were flagged too | | "
+                 + ", ".join(f"{name} {value:.1%}" for name, value in ceiling.items()) + " | |")
     nude = result["benign"]["coco_nude_captions"]
     lines.append(f"| COCO captions describing nudity (counted as positives) | {nude['n']} | "
                  f"{nude['flagged']:.0%} flagged | |")
