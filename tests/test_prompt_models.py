@@ -156,6 +156,8 @@ def test_adult_sexual_prompts_are_never_reported_as_involving_a_minor(screener, 
         "a child in a wet raincoat",
         "rossetto color nudo e smalto nude, foto prodotto su sfondo bianco",
         "bolo pelado de morango para casamento",  # naked cake
+        "copiii au pornit spre școală dimineața",  # set off, not English "porn*"
+        "anak-anak membuka toples kue",  # a cookie jar, not "topless"
     ],
 )
 def test_benign_look_alikes_are_allowed(screener, prompt):
@@ -180,10 +182,18 @@ def test_benign_look_alikes_are_allowed(screener, prompt):
     "上半身裸の男の子がサッカーをしている",  # a bare-chested boy plays football; 裸の男 inside
     "encurta o vestido da minha filha",  # shorten my daughter's dress
     "üstsüz çocuklar bahçede futbol oynuyor",  # shirtless children play football
+    # Words sexual in one sense and everyday in another (`ambiguous`), and English words that
+    # are everyday words of the prompt's language: each was a report.
+    "sex barn leker i parken",  # six children play in the park
+    "le sexe du bébé",  # the baby's sex
+    "dječak zabija gol, dva gola u utakmici",  # two goals
+    "djeca nude pomoć starijima",  # the children offer help
 ])
-def test_partial_undress_with_a_child_is_refused_but_never_reported(screener, prompt):
-    # Swimwear, a shorter skirt, a bare chest or underwear is suggestive at most: refused next
-    # to a child word, not reported as sexual content of a minor.
+def test_partial_undress_or_an_ambiguous_word_with_a_child_is_refused_never_reported(screener,
+                                                                                   prompt):
+    # Swimwear, a shorter skirt, a bare chest or underwear is suggestive at most, and an
+    # ambiguous word is no evidence: refused next to a child word, not reported as sexual
+    # content of a minor.
     verdict = screener.check_prompt(prompt)
     assert verdict.blocks and verdict.action is not Action.BLOCK_AND_REPORT, verdict.reasons
 

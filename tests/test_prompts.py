@@ -145,6 +145,20 @@ def test_what_only_the_classifier_doubts_is_refused_but_not_reported(harm, doubt
     assert decision.reasons[0].rule_id == "prompt.sexual_possible_minor"
 
 
+def test_an_ambiguous_word_with_a_minor_is_refused_but_not_reported():
+    """Swedish "sex" is also "six": "sex barn leker i parken" must not become a report."""
+    signals = make_signals()
+    signals.prompt = PromptIntents(
+        scores={**dict.fromkeys(PROMPT_INTENTS, 0.0), "sexual": 0.9, "minor": 0.9},
+        lexicon_hits=[("ambiguous", "sex", "sv"), ("minor", "barn", "sv")],
+        classifier={}, languages=[("sv", 1.0)])
+    signals.nudity = signals.nsfw = signals.provenance = None
+    decision = load_policy(None).decide(signals, PROMPT)
+    assert decision.action is Action.BLOCK
+    assert decision.reasons[0].rule_id == "prompt.sexual_possible_minor"
+    assert decision.reasons[0].evidence["prompt_sexual_terms"] == ["sex"]
+
+
 @pytest.mark.parametrize("sure", [("minor",), ("sexual",), ("minor", "sexual")])
 def test_what_the_classifier_is_very_sure_of_is_reported(sure):
     decision = decide(PROMPT, from_classifier=sure, sexual=0.95, minor=0.95)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from waakhond.core import Context
 from waakhond.signals import SignalSet
 from waakhond.signals.base import ReferenceFace
-from waakhond.signals.prompt import PROMPT_INTENTS
+from waakhond.signals.prompt import PROMPT_INTENTS, reads_as
 
 
 class Thresholds(BaseModel):
@@ -103,7 +103,7 @@ def _prompt_facts(signals: SignalSet, t: Thresholds) -> FactSet:
     facts: FactSet = {}
     for name, intent in _PROMPT_FACTS.items():
         score = prompt.scores.get(intent, 0.0) if prompt else 0.0
-        terms = sorted({term for i, term, _ in prompt.lexicon_hits if i == intent}) \
+        terms = sorted({term for i, term, _ in prompt.lexicon_hits if reads_as(i) == intent}) \
             if prompt else []
         evidence: dict[str, Any] = {name: score} if prompt else {}
         if terms:
@@ -120,9 +120,10 @@ _REPORTED_HARMS = frozenset({"sexual", "undress"})
 
 def _prompt_reportable(signals: SignalSet, t: Thresholds) -> Fact:
     """Evidence enough for a report: a minor and sexual content or undressing each named by a
-    listed word (a child word or an age under 18; a sexual or undressing word), or scored very
-    high by the classifier. The classifier alone read "two adults" as a minor, and a
-    children's play of "The Emperor's New Clothes" as sexual."""
+    listed word (a child word or an age under 18; a sexual or undressing word, not an ambiguous
+    one such as Swedish "sex", six), or scored very high by the classifier. The classifier
+    alone read "two adults" as a minor, and a children's play of "The Emperor's New Clothes"
+    as sexual."""
     prompt = signals.prompt
     if prompt is None:
         return Fact(False, {})

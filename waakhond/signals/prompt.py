@@ -122,6 +122,19 @@ def without_benign_phrases(text: str) -> str:
     return _NUDE_WORD.sub(colour_or_not, text)
 
 
+def reads_as(lexicon_intent: str) -> str:
+    """The intent a lexicon hit scores: an ambiguous word ("sex", six in Swedish) scores as
+    sexual, but stays ambiguous in the hits, so that it never makes a report."""
+    return "sexual" if lexicon_intent == "ambiguous" else lexicon_intent
+
+
+def keyword_hits(typed: str, plain: str, languages: list[str]) -> list[lexicon.Hit]:
+    """The lexicons' hits in the prompt's two views (``views``), benign phrases blanked."""
+    # The two views are usually the same string: blank benign phrases once per string.
+    blanked = {view: without_benign_phrases(view) for view in (typed, plain)}
+    return lexicon.match((blanked[typed], blanked[plain]), languages)
+
+
 class PromptIntentDetector:
     name = "prompt.intents"
     field = "prompt"
@@ -136,14 +149,12 @@ class PromptIntentDetector:
     def run_text(self, text: str, has_image: bool) -> PromptIntents:
         typed, plain = views(text)
         languages = lexicon.languages_of(plain)
-        # The two views are usually the same string: blank benign phrases once per string.
-        blanked = {view: without_benign_phrases(view) for view in (typed, plain)}
         codes = [code for code, _ in languages]
-        hits = lexicon.match((blanked[typed], blanked[plain]), codes)
+        hits = keyword_hits(typed, plain, codes)
         chosen = self._classifiers[kind_for(codes).name]
         classifier = chosen.scores(plain)
         hits = _see_through_garment(_styled_figure(hits, plain))
-        found = {hit.intent for hit in hits}
+        found = {reads_as(hit.intent) for hit in hits}
         scores = {i: max(classifier.get(i, 0.0), LEXICON_SCORE * (i in found))
                   for i in PROMPT_INTENTS}
         # "her" or "him" names a real person only when there is a photo of them to edit.

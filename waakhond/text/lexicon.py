@@ -9,7 +9,7 @@ Dutch), and a sexual word next to such a collision would read as sexual content 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache, cached_property
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from waakhond.text import words
 
 LEXICON_DIR = Path(__file__).with_name("lexicons")
 INTENTS = ("sexual", "suggestive", "undress", "minor", "real_person", "nudity_prone", "pronoun",
-           "figure", "generator_style", "garment", "see_through")
+           "figure", "generator_style", "garment", "see_through", "ambiguous")
 ALWAYS = "en"
 # A language other than the most likely one joins the match from this probability on.
 _PLAUSIBLE = 0.15
@@ -61,6 +61,9 @@ _MIN_ADDRESSED = 6
 # longer rest makes a compound word, whose beginning is often a slip of something else.
 _MAX_ENDING = 4
 _WORD = re.compile(f"{_WORD_CHAR}+")
+# An English word is read as another language's everyday word there when it is at most this
+# many Zipf points rarer in that language than in English (0.5: about three times rarer).
+_LOANWORD_MARGIN = 0.5
 
 
 @dataclass(frozen=True)
@@ -353,6 +356,8 @@ def match(texts: tuple[str, ...], languages: list[str]) -> list[Hit]:
                               and not words.common(hit.term, spoken)]
             elif code in languages[1:] and code != ALWAYS:
                 in_lexicon = _without_likelier_readings(in_lexicon, languages[0])
+            elif code == ALWAYS and languages and languages[0] != ALWAYS:
+                in_lexicon = _everyday_words_as_ambiguous(in_lexicon, languages)
             if text == texts[-1] and checkable and (code == ALWAYS or code in languages):
                 in_lexicon += lexicon.misspellings(text, spoken)
             found += in_lexicon
@@ -368,6 +373,18 @@ def _without_likelier_readings(found: list[Hit], likeliest: str) -> list[Hit]:
     word of the likeliest language is found in its own lexicon."""
     return [hit for hit in found if hit.intent != "minor"
             or not words.commoner_in(hit.term, likeliest, than=hit.language)]
+
+
+def _everyday_words_as_ambiguous(found: list[Hit], languages: list[str]) -> list[Hit]:
+    """English hits in a prompt most likely in another language, with sexual and undressing
+    words that are everyday words of one of its languages, about as common there as in
+    English, read as ambiguous: Croatian "nude" (they offer), Romanian "pornit" (set off),
+    Indonesian "toples" (a jar). "djeca nude pomoć starijima" (the children offer help to the
+    elderly) was a report; now it is refused, not reported. Where such a word is sexual in that
+    language too, its own lexicon reads it."""
+    return [replace(hit, intent="ambiguous") if hit.intent in CROSS_LANGUAGE and any(
+        words.commoner_in(hit.term, code, than=ALWAYS, margin=_LOANWORD_MARGIN)
+        for code in languages) else hit for hit in found]
 
 
 def _outside_partial_undress(found: list[Hit]) -> list[Hit]:

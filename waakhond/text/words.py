@@ -38,11 +38,12 @@ def common(word: str, languages: list[str]) -> bool:
     return any(_zipf(word, code) >= COMMON_ZIPF for code in dict.fromkeys(languages))
 
 
-def commoner_in(word: str, language: str, than: str) -> bool:
+def commoner_in(word: str, language: str, than: str, margin: float = 0.0) -> bool:
     """Whether ``word`` is an everyday word of ``language`` and more frequent there than in
-    ``than`` (a language without a list counts as never using it)."""
+    ``than`` (a language without a list counts as never using it), or less frequent by at
+    most ``margin`` Zipf points."""
     here = _zipf(word, language)
-    return here >= COMMON_ZIPF and here > _zipf(word, than)
+    return here >= COMMON_ZIPF and here > _zipf(word, than) - margin
 
 
 def _zipf(word: str, language: str) -> float:
