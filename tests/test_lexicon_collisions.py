@@ -16,17 +16,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from wordfreq import available_languages, top_n_list
 
 from waakhond.signals.prompt import keyword_hits
+from waakhond.text import words
 from waakhond.text.lexicon import lexicons
 from waakhond.text.normalise import views
 
 REVIEWED = Path(__file__).with_name("data") / "common_sexual_words.yaml"
 SWEPT = 20_000
 HARMS = ("sexual", "undress")
-# Our codes that wordfreq files under another name (as in waakhond/text/words.py).
-WORDFREQ_CODE = {"hr": "sh"}
 
 
 def _reviewed() -> dict[str, list[str]]:
@@ -34,8 +32,7 @@ def _reviewed() -> dict[str, list[str]]:
 
 
 def _swept_languages() -> list[str]:
-    return [code for code in sorted(lexicons())
-            if WORDFREQ_CODE.get(code, code) in available_languages()]
+    return [code for code in sorted(lexicons()) if words.commonest(code, 1)]
 
 
 def test_every_language_with_a_word_list_is_reviewed():
@@ -45,6 +42,6 @@ def test_every_language_with_a_word_list_is_reviewed():
 @pytest.mark.parametrize("language", _swept_languages())
 def test_only_reviewed_common_words_read_as_sexual(language):
     reviewed = set(_reviewed()[language] or ())
-    read = [word for word in top_n_list(WORDFREQ_CODE.get(language, language), SWEPT)
+    read = [word for word in words.commonest(language, SWEPT)
             if any(hit.intent in HARMS for hit in keyword_hits(*views(word), [language]))]
     assert set(read) <= reviewed, sorted(set(read) - reviewed)

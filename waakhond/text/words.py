@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from wordfreq import available_languages, zipf_frequency
+from wordfreq import available_languages, top_n_list, zipf_frequency
 
 # Zipf 3 = once in a million words; "ripples" is 3.0, "nuda" in English 1.6.
 COMMON_ZIPF = 2.5
@@ -31,6 +31,14 @@ def _known() -> frozenset[str]:
 def listed(language: str) -> bool:
     """Whether there is a word list for ``language``."""
     return _ALIASES.get(language, language) in _known()
+
+
+def commonest(language: str, n: int) -> list[str]:
+    """The ``n`` commonest words of ``language``, most common first (none without a list).
+    Unlike ``listed``, Chinese, Japanese and Korean have lists here: ranking needs no
+    segmenter."""
+    code = _ALIASES.get(language, language)
+    return top_n_list(code, n, wordlist=_LIST) if code in available_languages(_LIST) else []
 
 
 def common(word: str, languages: list[str]) -> bool:
