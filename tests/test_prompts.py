@@ -28,6 +28,7 @@ from waakhond.signals.prompt import (
 )
 from waakhond.text.lexicon import PhraseIndex, lexicons, match
 from waakhond.text.normalise import views
+from waakhond.text.words import likeliest_words
 
 PROMPT, EDIT, GENERATED = Context.PROMPT, Context.EDIT_INPUT, Context.GENERATED
 
@@ -407,6 +408,31 @@ def test_real_words_are_not_read_as_slips(text, languages):
 def test_chinese_words_that_straddle_a_listed_pair_are_not_keywords():
     for text in ("空气的露点温度图表", "一群人在理性交流", "个性爱好展示墙"):
         assert _terms(without_benign_phrases(text), ["zh"]) == set()
+
+
+@pytest.mark.parametrize(("text", "languages", "intent"), [
+    ("처음부터 아이들이 공원에서 놀았다", ["ko"], "sexual"),  # 처음|부터 (from the start): 음부
+    ("다음부터 같이 가자", ["ko"], "sexual"),  # 다음|부터 (from next time)
+    ("争做爱国好少年", ["zh"], "sexual"),  # 争做|爱国 (strive to be patriotic): 做爱
+    ("孩子得了流行性感冒", ["zh"], "sexual"),  # 流行性|感冒 (influenza): 性感
+    ("至少女人都是成年人", ["zh"], "minor"),  # 至少|女人 (at least the women): 少女, a girl
+    ("多少女性参加了会议", ["zh"], "minor"),  # 多少|女性 (how many women)
+])
+def test_a_keyword_that_the_likeliest_reading_into_words_cuts_across_is_not_read(
+        text, languages, intent):
+    assert _terms(text, languages, intent) == set()
+
+
+def test_a_keyword_inside_one_word_or_made_of_whole_words_is_read():
+    assert _terms("给她脱衣服", ["zh"], "undress") == {"脱衣"}  # 脱衣服 holds 脱衣
+    assert _terms("脱光她的衣服", ["zh"], "undress") == {"脱光"}
+    assert _terms("소녀들이 처음부터", ["ko"], "minor") == {"소녀"}
+
+
+def test_the_likeliest_reading_into_words_weighs_everyday_words():
+    text = "孩子得了流行性感冒"
+    assert [text[start:end] for start, end in likeliest_words(text, "zh")] == [
+        "孩子", "得", "了", "流行性", "感冒"]
 
 
 @pytest.mark.parametrize(("text", "languages"), [

@@ -351,6 +351,8 @@ def match(texts: tuple[str, ...], languages: list[str]) -> list[Hit]:
         for code, lexicon in lexicons().items():
             trusted = code == ALWAYS or code in languages or not lexicon.latin
             in_lexicon = lexicon.hits(text, INTENTS if trusted else CROSS_LANGUAGE)
+            if lexicon.phrases is None:
+                in_lexicon = _not_across_words(in_lexicon, text, _reading_language(code, languages))
             if not trusted:
                 in_lexicon = [hit for hit in in_lexicon if len(hit.term) >= _MIN_FOREIGN
                               and not words.common(hit.term, spoken)]
@@ -364,6 +366,34 @@ def match(texts: tuple[str, ...], languages: list[str]) -> list[Hit]:
         for hit in _outside_partial_undress(found):
             hits.setdefault((hit.intent, hit.term, hit.language), hit)
     return list(hits.values())
+
+
+def _not_across_words(found: list[Hit], text: str, language: str) -> list[Hit]:
+    """The hits of a language written without spaces, less those that an everyday word of the
+    likeliest reading of the text into words cuts across: 性感 (sexy) in 流行性|感冒
+    (influenza), 做爱 in 争做|爱国 (strive to be patriotic), 少女 (a girl) in 至少|女人 (at
+    least the women), Korean 음부 (vulva) in 처음|부터 (from the start). Next to a child word,
+    or a sexual word, each was a report. A hit inside one longer word stays (the collision
+    sweep, tests/test_lexicon_collisions.py, reviews everyday words that hold a sexual or
+    undressing term), and a listed phrase cuts no other hit (上半身裸|の: bare-chested)."""
+    if not found:
+        return found
+    terms = {hit.term for hit in found}
+    read = [(start, end) for start, end in words.likeliest_words(text, language, terms)
+            if text[start:end] not in terms]
+    return [hit for hit in found if not any(
+        start < hit.end and hit.start < end  # overlaps the hit
+        and not (hit.start <= start and end <= hit.end)  # is not inside it
+        and not (start <= hit.start and hit.end <= end)  # does not hold it
+        for start, end in read)]
+
+
+def _reading_language(code: str, languages: list[str]) -> str:
+    """The language whose words a substring lexicon's hits are read among: the prompt's own
+    when it is written without spaces too (the Japanese lexicon holds 少女, girl, and reads
+    Chinese text, where 至少|女人 is "at least women"), else the lexicon's."""
+    likeliest = languages[0] if languages else code
+    return likeliest if lexicons()[likeliest].phrases is None else code
 
 
 def _without_likelier_readings(found: list[Hit], likeliest: str) -> list[Hit]:
