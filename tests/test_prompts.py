@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 
 import pytest
+from wordfreq import zipf_frequency
 
 from tests.signals import ADULT, CHILD, make_signals
 from waakhond import Screener
@@ -26,6 +27,7 @@ from waakhond.signals.prompt import (
     phrase_pattern,
     without_benign_phrases,
 )
+from waakhond.text import words
 from waakhond.text.lexicon import PhraseIndex, lexicons, match
 from waakhond.text.normalise import views
 from waakhond.text.words import likeliest_words
@@ -427,6 +429,20 @@ def test_a_keyword_inside_one_word_or_made_of_whole_words_is_read():
     assert _terms("给她脱衣服", ["zh"], "undress") == {"脱衣"}  # 脱衣服 holds 脱衣
     assert _terms("脱光她的衣服", ["zh"], "undress") == {"脱光"}
     assert _terms("소녀들이 처음부터", ["ko"], "minor") == {"소녀"}
+
+
+@pytest.mark.parametrize(("word", "language"), [
+    ("naked", "en"), ("ripples", "en"), ("nuda", "en"), ("baked", "en"), ("seks", "da"),
+    ("the naked eye", "en"), ("c0", "it"),  # "c0" and "っ" share a str hash; not their bytes'
+    ("1990s", "en"), ("l'amour", "fr"), ("gola", "hr"), ("nude", "hr"),
+])
+def test_the_compact_word_lists_decide_as_wordfreq_would(word, language):
+    # words holds only everyday words, compactly (wordfreq keeps every list whole, about
+    # 900 MiB for our languages); what it decides must not change.
+    zipf = zipf_frequency(word, {"hr": "sh"}.get(language, language))
+    assert words.common(word, [language]) == (zipf >= words.COMMON_ZIPF)
+    assert words.commoner_in(word, language, than="en", margin=0.5) == (
+        zipf >= words.COMMON_ZIPF and zipf > zipf_frequency(word, "en") - 0.5)
 
 
 def test_the_likeliest_reading_into_words_weighs_everyday_words():

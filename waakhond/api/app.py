@@ -203,5 +203,5 @@ def warm_up(app: FastAPI) -> None:
     """Load the models before traffic arrives (readiness says so until done)."""
     gateway: Gateway = app.state.gateway
     _ = gateway.screener.detectors, gateway.screener.prompt_detector
-    gateway.screener.prompt_detector.run_text("a red bicycle", has_image=False)
+    gateway.screener.prompt_detector.warm_up()
     app.state.models_loaded = True

