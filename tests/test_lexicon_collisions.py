@@ -72,12 +72,12 @@ def _joins_across_a_term(language: str) -> set[str]:
         for n in range(1, len(word) + 1):
             ending[word[-n:]].append(word)
             starting[word[:n]].append(word)
+    spanned = {term.strip("*") for intent in JOIN_HARMS for term in terms.get(intent) or []
+               if " " not in term}
     return {first + second
-            for intent in JOIN_HARMS for term in terms.get(intent) or [] if " " not in term
-            for cut in range(1, len(term.strip("*")))
-            for first in ending[term.strip("*")[:cut]]
-            for second in starting[term.strip("*")[cut:]]
-            if (first, second) != (term.strip("*")[:cut], term.strip("*")[cut:])}
+            for term in spanned for cut in range(1, len(term))
+            for first in ending[term[:cut]] for second in starting[term[cut:]]
+            if (first, second) != (term[:cut], term[cut:])}
 
 
 def _read_as_harm(text: str, language: str) -> bool:

@@ -179,9 +179,11 @@ def _read(run: str, listed: _Frequencies, extra: dict[str, float]) -> list[tuple
     cost = [0.0] + [math.inf] * len(run)
     start_of = [0] * (len(run) + 1)
     for (start, end), piece, chance in zip(spans, pieces, chances.tolist(), strict=True):
-        p = max(chance, extra.get(piece, 0.0)) or (_UNLISTED_CHARACTER * (end - start == 1))
-        if p and cost[start] - math.log(p) < cost[end]:
-            cost[end], start_of[end] = cost[start] - math.log(p), start
+        p = max(chance, extra.get(piece, 0.0))
+        if not p and end - start == 1:
+            p = _UNLISTED_CHARACTER
+        if p and (through := cost[start] - math.log(p)) < cost[end]:
+            cost[end], start_of[end] = through, start
     found, end = [], len(run)
     while end:
         found.append((start_of[end], end))
